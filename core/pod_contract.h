@@ -8,13 +8,15 @@ namespace kcache::core::contract {
 // Labels.
 inline constexpr std::string_view kCacheEnabledLabel = "pipelines.kubeflow.org/cache_enabled";
 inline constexpr std::string_view kCacheIdLabel = "pipelines.kubeflow.org/cache_id";
-inline constexpr std::string_view kReusedFromCacheLabel = "pipelines.kubeflow.org/reused_from_cache";
+inline constexpr std::string_view kReusedFromCacheLabel =
+    "pipelines.kubeflow.org/reused_from_cache";
 inline constexpr std::string_view kMetadataExecutionIdLabel =
     "pipelines.kubeflow.org/metadata_execution_id";
 inline constexpr std::string_view kMetadataWrittenLabel = "pipelines.kubeflow.org/metadata_written";
 inline constexpr std::string_view kArgoCompletedLabel = "workflows.argoproj.io/completed";
 inline constexpr std::string_view kArgoWorkflowLabel = "workflows.argoproj.io/workflow";
-inline constexpr std::string_view kPipelineSdkTypeLabel = "pipelines.kubeflow.org/pipeline-sdk-type";
+inline constexpr std::string_view kPipelineSdkTypeLabel =
+    "pipelines.kubeflow.org/pipeline-sdk-type";
 
 // Annotations.
 inline constexpr std::string_view kExecutionCacheKeyAnnotation =
