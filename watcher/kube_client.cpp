@@ -1,0 +1,265 @@
+// The only file that includes cpprestsdk: its U() macro and its headers stay out of the rest of
+// kcache (DESIGN.md section 10).
+#include "watcher/kube_client.h"
+
+#include <algorithm>
+#include <exception>
+#include <vector>
+
+#include <cpprest/http_client.h>
+#include <cpprest/uri.h>
+#include <pplx/pplxtasks.h>
+#include <boost/asio/ssl.hpp>
+
+namespace kcache::watcher {
+namespace {
+
+namespace http = web::http;
+namespace client = web::http::client;
+
+// A watch stream that stays silent this long is considered dead (the API server sends bookmarks
+// about once a minute and ends a watch after its timeoutSeconds).
+constexpr std::chrono::seconds kWatchIdleTimeout{360};
+
+std::string encodeQueryValue(const std::string& value) {
+  return web::uri::encode_data_string(value);
+}
+
+// Turns an error response into a KubeApiError carrying the Status reason and message.
+KubeApiError errorFromResponse(int status, const std::string& body, const std::string& what) {
+  std::string reason;
+  std::string message;
+  try {
+    const auto parsed = nlohmann::json::parse(body);
+    if (parsed.is_object()) {
+      if (parsed.contains("reason") && parsed["reason"].is_string()) reason = parsed["reason"];
+      if (parsed.contains("message") && parsed["message"].is_string()) message = parsed["message"];
+    }
+  } catch (const std::exception&) {
+    message = body.substr(0, 200);
+  }
+  return KubeApiError(status, reason,
+                      what + " failed: HTTP " + std::to_string(status) +
+                          (reason.empty() ? "" : " " + reason) +
+                          (message.empty() ? "" : ": " + message));
+}
+
+class CppRestKubeClient final : public KubeApi {
+ public:
+  explicit CppRestKubeClient(const ClusterConfig& config)
+      : config_(config),
+        tokens_(config),
+        client_(web::uri(config.server), makeClientConfig(config, config.requestTimeout)),
+        watchClient_(web::uri(config.server), makeClientConfig(config, kWatchIdleTimeout)) {}
+
+  PodListPage listPods(const std::string& namespaceName, const ListOptions& options) override {
+    std::string path =
+        podsPath(namespaceName) + "?labelSelector=" + encodeQueryValue(options.labelSelector);
+    if (options.limit > 0) path += "&limit=" + std::to_string(options.limit);
+    if (!options.continueToken.empty()) {
+      path += "&continue=" + encodeQueryValue(options.continueToken);
+    }
+    const nlohmann::json list = call(http::methods::GET, path, nullptr, "list pods");
+    PodListPage page;
+    if (list.contains("metadata") && list["metadata"].is_object()) {
+      const auto& metadata = list["metadata"];
+      page.resourceVersion = metadata.value("resourceVersion", "");
+      page.continueToken = metadata.value("continue", "");
+    }
+    if (list.contains("items") && list["items"].is_array()) {
+      for (const auto& item : list["items"]) page.items.push_back(item);
+    }
+    return page;
+  }
+
+  void watchPods(const std::string& namespaceName, const WatchOptions& options,
+                 const std::function<bool(std::string_view)>& onLine,
+                 std::stop_token stop) override {
+    pplx::cancellation_token_source cancel;
+    std::stop_callback cancelOnStop(stop, [&cancel] { cancel.cancel(); });
+    if (stop.stop_requested()) return;
+
+    std::string path = podsPath(namespaceName) +
+                       "?watch=1&labelSelector=" + encodeQueryValue(options.labelSelector) +
+                       "&timeoutSeconds=" + std::to_string(options.timeoutSeconds);
+    if (!options.resourceVersion.empty()) {
+      path += "&resourceVersion=" + encodeQueryValue(options.resourceVersion);
+    }
+    if (options.allowWatchBookmarks) path += "&allowWatchBookmarks=true";
+
+    http::http_response response;
+    try {
+      response =
+          watchClient_.request(makeRequest(http::methods::GET, path), cancel.get_token()).get();
+    } catch (const std::exception& e) {
+      if (stop.stop_requested()) return;
+      throw KubeApiError(0, "", std::string("watch pods: request failed: ") + e.what());
+    }
+    if (response.status_code() != http::status_codes::OK) {
+      std::string body;
+      try {
+        body = response.extract_utf8string(true).get();
+      } catch (const std::exception&) {
+      }
+      throw errorFromResponse(response.status_code(), body, "watch pods");
+    }
+
+    auto buffer = response.body().streambuf();
+    std::vector<uint8_t> chunk(64 * 1024);
+    std::string pending;
+    while (true) {
+      const size_t available = static_cast<size_t>(std::max<std::streamsize>(buffer.in_avail(), 0));
+      const size_t want = std::clamp<size_t>(available, 1, chunk.size());
+      size_t got = 0;
+      try {
+        got = buffer.getn(chunk.data(), want).get();
+      } catch (const std::exception& e) {
+        if (stop.stop_requested()) return;
+        throw KubeApiError(0, "", std::string("watch pods: stream broke: ") + e.what());
+      }
+      if (got == 0) break;  // the server ended the stream
+      pending.append(reinterpret_cast<const char*>(chunk.data()), got);
+      size_t start = 0;
+      for (size_t newline = pending.find('\n', start); newline != std::string::npos;
+           newline = pending.find('\n', start)) {
+        std::string_view line(pending.data() + start, newline - start);
+        start = newline + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty()) continue;
+        if (!onLine(line) || stop.stop_requested()) {
+          cancel.cancel();
+          return;
+        }
+      }
+      pending.erase(0, start);
+    }
+    if (stop.stop_requested()) return;
+    // A last event without a trailing newline is still an event.
+    if (!pending.empty()) onLine(pending);
+  }
+
+  nlohmann::json mergePatchPod(const std::string& namespaceName, const std::string& name,
+                               const nlohmann::json& patch) override {
+    return call(
+        http::methods::PATCH,
+        "/api/v1/namespaces/" + encodeQueryValue(namespaceName) + "/pods/" + encodeQueryValue(name),
+        &patch, "patch pod " + namespaceName + "/" + name, "application/merge-patch+json");
+  }
+
+  std::optional<nlohmann::json> getLease(const std::string& namespaceName,
+                                         const std::string& name) override {
+    try {
+      return call(http::methods::GET, leasePath(namespaceName) + "/" + encodeQueryValue(name),
+                  nullptr, "get lease " + namespaceName + "/" + name);
+    } catch (const KubeApiError& e) {
+      if (e.status() == 404) return std::nullopt;
+      throw;
+    }
+  }
+
+  nlohmann::json createLease(const std::string& namespaceName,
+                             const nlohmann::json& lease) override {
+    return call(http::methods::POST, leasePath(namespaceName), &lease,
+                "create lease in " + namespaceName);
+  }
+
+  nlohmann::json updateLease(const std::string& namespaceName, const std::string& name,
+                             const nlohmann::json& lease) override {
+    return call(http::methods::PUT, leasePath(namespaceName) + "/" + encodeQueryValue(name), &lease,
+                "update lease " + namespaceName + "/" + name);
+  }
+
+ private:
+  static client::http_client_config makeClientConfig(const ClusterConfig& config,
+                                                     std::chrono::milliseconds timeout) {
+    client::http_client_config clientConfig;
+    clientConfig.set_timeout(std::chrono::duration_cast<std::chrono::microseconds>(timeout));
+    clientConfig.set_validate_certificates(!config.insecureSkipTlsVerify);
+    clientConfig.set_ssl_context_callback([config](boost::asio::ssl::context& context) {
+      if (!config.caData.empty()) {
+        context.add_certificate_authority(
+            boost::asio::buffer(config.caData.data(), config.caData.size()));
+      } else if (!config.caFile.empty()) {
+        context.load_verify_file(config.caFile.string());
+      }
+      if (!config.clientCertData.empty()) {
+        context.use_certificate_chain(
+            boost::asio::buffer(config.clientCertData.data(), config.clientCertData.size()));
+      } else if (!config.clientCertFile.empty()) {
+        context.use_certificate_chain_file(config.clientCertFile.string());
+      }
+      if (!config.clientKeyData.empty()) {
+        context.use_private_key(
+            boost::asio::buffer(config.clientKeyData.data(), config.clientKeyData.size()),
+            boost::asio::ssl::context::pem);
+      } else if (!config.clientKeyFile.empty()) {
+        context.use_private_key_file(config.clientKeyFile.string(), boost::asio::ssl::context::pem);
+      }
+    });
+    return clientConfig;
+  }
+
+  static std::string podsPath(const std::string& namespaceName) {
+    return namespaceName.empty()
+               ? "/api/v1/pods"
+               : "/api/v1/namespaces/" + encodeQueryValue(namespaceName) + "/pods";
+  }
+  static std::string leasePath(const std::string& namespaceName) {
+    return "/apis/coordination.k8s.io/v1/namespaces/" + encodeQueryValue(namespaceName) + "/leases";
+  }
+
+  http::http_request makeRequest(const http::method& method, const std::string& pathAndQuery) {
+    http::http_request request(method);
+    request.set_request_uri(web::uri(pathAndQuery));
+    request.headers().add("Accept", "application/json");
+    std::string token;
+    try {
+      token = tokens_.token();
+    } catch (const ClusterConfigError& e) {
+      throw KubeApiError(0, "", e.what());
+    }
+    if (!token.empty()) request.headers().add("Authorization", "Bearer " + token);
+    return request;
+  }
+
+  nlohmann::json call(const http::method& method, const std::string& pathAndQuery,
+                      const nlohmann::json* body, const std::string& what,
+                      const std::string& contentType = "application/json") {
+    http::http_request request = makeRequest(method, pathAndQuery);
+    if (body != nullptr) request.set_body(body->dump(), contentType);
+    int status = 0;
+    std::string text;
+    try {
+      http::http_response response = client_.request(request).get();
+      status = response.status_code();
+      text = response.extract_utf8string(true).get();
+    } catch (const std::exception& e) {
+      throw KubeApiError(0, "", what + " failed: " + e.what());
+    }
+    if (status < 200 || status >= 300) throw errorFromResponse(status, text, what);
+    try {
+      return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw KubeApiError(status, "", what + ": response is not JSON: " + e.what());
+    }
+  }
+
+  ClusterConfig config_;
+  BearerTokenSource tokens_;
+  client::http_client client_;
+  client::http_client watchClient_;
+};
+
+}  // namespace
+
+std::unique_ptr<KubeApi> makeKubeClient(const ClusterConfig& config) {
+  if (config.server.empty()) throw ClusterConfigError("cluster configuration has no server URL");
+  try {
+    return std::make_unique<CppRestKubeClient>(config);
+  } catch (const std::exception& e) {
+    throw ClusterConfigError("cannot create a Kubernetes client for " + config.server + ": " +
+                             e.what());
+  }
+}
+
+}  // namespace kcache::watcher

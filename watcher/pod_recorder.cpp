@@ -1,0 +1,187 @@
+#include "watcher/pod_recorder.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+namespace kcache::watcher {
+namespace {
+
+std::string trackingId(const PodIdentity& pod) {
+  // The uid tells apart a pod from a later one of the same name; names are a fallback only.
+  return pod.uid.empty() ? pod.namespaceName + "/" + pod.name : pod.uid;
+}
+
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+PodRecorder::PodRecorder(store::CacheRecorder& store, KubeApi& api, RecorderConfig config,
+                         WatcherMetrics& metrics, Clock clock)
+    : store_(store),
+      api_(api),
+      config_(std::move(config)),
+      metrics_(metrics),
+      clock_(clock ? std::move(clock) : Clock(unixNow)) {}
+
+PodRecorder::~PodRecorder() {
+  stop();
+}
+
+void PodRecorder::start() {
+  if (worker_.joinable()) return;
+  worker_ = std::jthread([this](std::stop_token stop) { runWorker(stop); });
+}
+
+void PodRecorder::stop() {
+  if (!worker_.joinable()) return;
+  worker_.request_stop();
+  worker_.join();
+  worker_ = std::jthread();
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, work] : queue_) known_.erase(id);
+  queue_.clear();
+}
+
+size_t PodRecorder::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+void PodRecorder::onPod(const nlohmann::json& pod) {
+  const PodIdentity identity = identityOf(pod);
+  const std::string id = trackingId(identity);
+  if (!cacheIdLabel(pod).value_or("").empty()) {
+    // Labelled: by us earlier, or a cache hit. Nothing left to remember unless still queued.
+    std::lock_guard lock(mutex_);
+    if (const auto it = known_.find(id); it != known_.end() && it->second == State::kLabelled) {
+      known_.erase(it);
+    }
+    return;
+  }
+  auto plan = planRecording(pod, config_.staleness, clock_());
+  if (!plan) {
+    if (plan.error() == SkipReason::kInvalidKey) {
+      spdlog::warn("watcher: not recording pod {}/{}: {}", identity.namespaceName, identity.name,
+                   toString(plan.error()));
+    }
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  if (!known_.emplace(id, State::kQueued).second) return;  // queued or labelled already
+  Work work{std::move(*plan),
+            std::nullopt,
+            0,
+            Backoff(config_.retryBackoff),
+            std::chrono::steady_clock::now(),
+            false};
+  queue_.emplace(id, std::move(work));
+  wakeUp_.notify_all();
+}
+
+void PodRecorder::onPodDeleted(const nlohmann::json& pod) {
+  const std::string id = trackingId(identityOf(pod));
+  std::lock_guard lock(mutex_);
+  const auto it = known_.find(id);
+  // A queued pod is kept: its outputs are still worth recording, only the patch will fail.
+  if (it != known_.end() && it->second == State::kLabelled) known_.erase(it);
+}
+
+void PodRecorder::runWorker(std::stop_token stop) {
+  std::unique_lock lock(mutex_);
+  while (!stop.stop_requested()) {
+    auto next = queue_.end();
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (!it->second.inFlight && (next == queue_.end() || it->second.due < next->second.due)) {
+        next = it;
+      }
+    }
+    if (next == queue_.end()) {
+      wakeUp_.wait(lock, stop, [this] {
+        return std::any_of(queue_.begin(), queue_.end(),
+                           [](const auto& item) { return !item.second.inFlight; });
+      });
+      continue;
+    }
+    if (next->second.due > std::chrono::steady_clock::now()) {
+      const auto due = next->second.due;
+      wakeUp_.wait_until(lock, stop, due, [] { return false; });
+      continue;
+    }
+    next->second.inFlight = true;
+    const std::string id = next->first;
+    Work work = next->second;
+    lock.unlock();
+    process(id, std::move(work));
+    lock.lock();
+  }
+}
+
+void PodRecorder::process(const std::string& id, Work work) {
+  const PodIdentity& pod = work.plan.pod;
+  if (!work.entryId) {
+    try {
+      work.entryId = store_.record(config_.scope, work.plan.entry);
+      metrics_.entriesRecorded.inc();
+      spdlog::info("watcher: recorded pod {}/{} key {}… as entry {}", pod.namespaceName, pod.name,
+                   work.plan.entry.key.substr(0, 12), *work.entryId);
+    } catch (const std::exception& e) {
+      metrics_.recordFailures.inc();
+      retryLater(id, std::move(work), std::string("store write failed: ") + e.what());
+      return;
+    }
+  }
+  try {
+    api_.mergePatchPod(pod.namespaceName, pod.name, cacheIdPatch(pod, *work.entryId));
+    metrics_.patches.inc();
+  } catch (const KubeApiError& e) {
+    if (e.status() == 404 || e.status() == 409) {
+      // The pod is gone or was replaced: the entry stays recorded, there is nothing to label.
+      spdlog::info("watcher: pod {}/{} not labelled with entry {}: {}", pod.namespaceName, pod.name,
+                   *work.entryId, e.what());
+      forget(id);
+      return;
+    }
+    metrics_.patchFailures.inc();
+    retryLater(id, std::move(work), e.what());
+    return;
+  } catch (const std::exception& e) {
+    metrics_.patchFailures.inc();
+    retryLater(id, std::move(work), e.what());
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  queue_.erase(id);
+  if (auto it = known_.find(id); it != known_.end()) it->second = State::kLabelled;
+}
+
+void PodRecorder::retryLater(const std::string& id, Work work, const std::string& why) {
+  const PodIdentity& pod = work.plan.pod;
+  ++work.attempts;
+  if (work.attempts >= config_.maxAttempts) {
+    spdlog::error("watcher: giving up on pod {}/{} after {} attempts: {}", pod.namespaceName,
+                  pod.name, work.attempts, why);
+    forget(id);
+    return;
+  }
+  const auto delay = work.backoff.next();
+  spdlog::warn("watcher: pod {}/{} attempt {} failed, retrying in {} ms: {}", pod.namespaceName,
+               pod.name, work.attempts, delay.count(), why);
+  work.due = std::chrono::steady_clock::now() + delay;
+  work.inFlight = false;
+  std::lock_guard lock(mutex_);
+  if (auto it = queue_.find(id); it != queue_.end()) it->second = std::move(work);
+  wakeUp_.notify_all();
+}
+
+void PodRecorder::forget(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  queue_.erase(id);
+  known_.erase(id);
+}
+
+}  // namespace kcache::watcher

@@ -1,0 +1,82 @@
+#pragma once
+// Records completed pods in the store and labels them with their entry id. Store writes and
+// patches run on a worker thread with per-pod retries and backoff, so a slow store or API server
+// never blocks the informer; pods already in hand are not recorded twice.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "core/staleness.h"
+#include "store/cache_store.h"
+#include "watcher/backoff.h"
+#include "watcher/kube_api.h"
+#include "watcher/pod_informer.h"
+#include "watcher/recording_plan.h"
+#include "watcher/watcher_metrics.h"
+
+namespace kcache::watcher {
+
+struct RecorderConfig {
+  store::CacheScope scope = store::CacheScope::kNamespace;
+  core::StalenessPolicy staleness;
+  BackoffConfig retryBackoff{std::chrono::milliseconds(200), std::chrono::milliseconds(30000)};
+  // After this many failed attempts a pod is dropped from the queue (and logged); its next event
+  // or the next relist brings it back.
+  int maxAttempts = 30;
+};
+
+class PodRecorder final : public PodEventHandler {
+ public:
+  using Clock = std::function<int64_t()>;  // Unix seconds
+  PodRecorder(store::CacheRecorder& store, KubeApi& api, RecorderConfig config,
+              WatcherMetrics& metrics, Clock clock = {});
+  ~PodRecorder() override;
+  PodRecorder(const PodRecorder&) = delete;
+  PodRecorder& operator=(const PodRecorder&) = delete;
+
+  void start();
+  // Stops the worker; queued pods are dropped (they still carry an empty cache_id, so the next
+  // leader's list finds them again).
+  void stop();
+
+  void onPod(const nlohmann::json& pod) override;
+  void onPodDeleted(const nlohmann::json& pod) override;
+
+  size_t queued() const;
+
+ private:
+  enum class State { kQueued, kLabelled };
+  struct Work {
+    RecordingPlan plan;
+    std::optional<int64_t> entryId;
+    int attempts = 0;
+    Backoff backoff;
+    std::chrono::steady_clock::time_point due;
+    bool inFlight = false;
+  };
+
+  void runWorker(std::stop_token stop);
+  void process(const std::string& id, Work work);
+  void retryLater(const std::string& id, Work work, const std::string& why);
+  void forget(const std::string& id);
+
+  store::CacheRecorder& store_;
+  KubeApi& api_;
+  RecorderConfig config_;
+  WatcherMetrics& metrics_;
+  Clock clock_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable_any wakeUp_;
+  std::map<std::string, State> known_;  // by pod uid: queued, or labelled but not yet seen so
+  std::map<std::string, Work> queue_;
+  std::jthread worker_;
+};
+
+}  // namespace kcache::watcher

@@ -1,0 +1,192 @@
+#include "watcher/recording_plan.h"
+
+#include <charconv>
+#include <ctime>
+
+#include "core/execution_key.h"
+#include "core/execution_output.h"
+#include "core/pod_contract.h"
+#include "core/pod_template.h"
+
+namespace kcache::watcher {
+namespace contract = core::contract;
+namespace {
+
+const nlohmann::json* member(const nlohmann::json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  const auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+std::optional<std::string> stringMember(const nlohmann::json* object, std::string_view key) {
+  if (object == nullptr) return std::nullopt;
+  const nlohmann::json* value = member(*object, key);
+  if (value == nullptr || !value->is_string()) return std::nullopt;
+  return value->get<std::string>();
+}
+
+const nlohmann::json* metadataOf(const nlohmann::json& pod) {
+  return member(pod, "metadata");
+}
+
+bool parseDigits(std::string_view text, size_t pos, size_t count, int& out) {
+  if (pos + count > text.size()) return false;
+  const char* first = text.data() + pos;
+  auto [ptr, ec] = std::from_chars(first, first + count, out);
+  return ec == std::errc() && ptr == first + count;
+}
+
+}  // namespace
+
+std::string_view toString(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kNotAPod:
+      return "not a pod";
+    case SkipReason::kNotCompleted:
+      return "not completed successfully";
+    case SkipReason::kAlreadyLabelled:
+      return "cache_id already set";
+    case SkipReason::kNoKey:
+      return "no execution key annotation";
+    case SkipReason::kInvalidKey:
+      return "execution key annotation is not a key";
+  }
+  return "unknown";
+}
+
+PodIdentity identityOf(const nlohmann::json& pod) {
+  const nlohmann::json* metadata = metadataOf(pod);
+  return PodIdentity{stringMember(metadata, "namespace").value_or(""),
+                     stringMember(metadata, "name").value_or(""),
+                     stringMember(metadata, "uid").value_or("")};
+}
+
+std::optional<std::string> cacheIdLabel(const nlohmann::json& pod) {
+  const nlohmann::json* metadata = metadataOf(pod);
+  const nlohmann::json* labels = metadata ? member(*metadata, "labels") : nullptr;
+  return stringMember(labels, contract::kCacheIdLabel);
+}
+
+core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& pod,
+                                                        const core::StalenessPolicy& staleness,
+                                                        int64_t nowInSec) {
+  PodIdentity identity = identityOf(pod);
+  if (identity.name.empty() || identity.namespaceName.empty()) {
+    return core::Unexpected(SkipReason::kNotAPod);
+  }
+  const nlohmann::json* metadata = metadataOf(pod);
+  const nlohmann::json* labels = member(*metadata, "labels");
+  const nlohmann::json* annotations = member(*metadata, "annotations");
+  const nlohmann::json* status = member(pod, "status");
+
+  if (stringMember(labels, contract::kArgoCompletedLabel) != contract::kTrue ||
+      stringMember(status, "phase") != contract::kPhaseSucceeded) {
+    return core::Unexpected(SkipReason::kNotCompleted);
+  }
+  if (!stringMember(labels, contract::kCacheIdLabel).value_or("").empty()) {
+    return core::Unexpected(SkipReason::kAlreadyLabelled);
+  }
+  const auto key = stringMember(annotations, contract::kExecutionCacheKeyAnnotation);
+  if (!key) return core::Unexpected(SkipReason::kNoKey);
+  if (!core::ExecutionKey::fromHex(*key)) return core::Unexpected(SkipReason::kInvalidKey);
+
+  RecordingPlan plan;
+  plan.pod = std::move(identity);
+  store::NewEntry& entry = plan.entry;
+  entry.key = *key;
+  entry.namespaceName = plan.pod.namespaceName;
+  entry.podName = plan.pod.name;
+  const auto found = core::findArgoTemplate(pod);
+  entry.executionTemplate = found ? found->argoTemplate : "";
+  entry.executionOutput = core::encodeExecutionOutput(
+      core::StepOutputs{stringMember(annotations, contract::kArgoOutputsAnnotation).value_or(""),
+                        stringMember(labels, contract::kMetadataExecutionIdLabel).value_or("")});
+  const auto annotation = stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
+  entry.maxCacheStaleness = staleness.forRecording(
+      annotation ? std::optional<std::string_view>(*annotation) : std::nullopt);
+  entry.runDurationSeconds = runDurationSeconds(pod);
+  entry.recordedAtInSec = nowInSec;
+  return plan;
+}
+
+int64_t runDurationSeconds(const nlohmann::json& pod) {
+  const nlohmann::json* status = member(pod, "status");
+  const nlohmann::json* statuses = status ? member(*status, "containerStatuses") : nullptr;
+  if (statuses == nullptr || !statuses->is_array()) return 0;
+  auto durationOf = [](const nlohmann::json& containerStatus) -> std::optional<int64_t> {
+    const nlohmann::json* state = member(containerStatus, "state");
+    const nlohmann::json* terminated = state ? member(*state, "terminated") : nullptr;
+    const auto started = stringMember(terminated, "startedAt");
+    const auto finished = stringMember(terminated, "finishedAt");
+    if (!started || !finished) return std::nullopt;
+    const auto start = parseRfc3339(*started);
+    const auto end = parseRfc3339(*finished);
+    if (!start || !end || *end < *start) return std::nullopt;
+    return *end - *start;
+  };
+  for (const auto& containerStatus : *statuses) {
+    if (stringMember(&containerStatus, "name") == contract::kArgoMainContainer) {
+      if (auto seconds = durationOf(containerStatus)) return *seconds;
+    }
+  }
+  for (const auto& containerStatus : *statuses) {
+    if (auto seconds = durationOf(containerStatus)) return *seconds;
+  }
+  return 0;
+}
+
+std::optional<int64_t> parseRfc3339(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
+  int year, month, day, hour, minute, second;
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':') {
+    return std::nullopt;
+  }
+  if (!parseDigits(text, 0, 4, year) || !parseDigits(text, 5, 2, month) ||
+      !parseDigits(text, 8, 2, day) || !parseDigits(text, 11, 2, hour) ||
+      !parseDigits(text, 14, 2, minute) || !parseDigits(text, 17, 2, second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  size_t pos = 19;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    const size_t digitsStart = pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    if (pos == digitsStart) return std::nullopt;
+  }
+  int64_t offsetSeconds = 0;
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z') && pos + 1 == text.size()) {
+    // UTC
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') &&
+             text[pos + 3] == ':') {
+    int offsetHours, offsetMinutes;
+    if (!parseDigits(text, pos + 1, 2, offsetHours) ||
+        !parseDigits(text, pos + 4, 2, offsetMinutes)) {
+      return std::nullopt;
+    }
+    offsetSeconds = (offsetHours * 3600 + offsetMinutes * 60) * (text[pos] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  return static_cast<int64_t>(timegm(&tm)) - offsetSeconds;
+}
+
+nlohmann::json cacheIdPatch(const PodIdentity& pod, int64_t entryId) {
+  nlohmann::json patch = {
+      {"metadata",
+       {{"labels", {{std::string(contract::kCacheIdLabel), std::to_string(entryId)}}}}}};
+  if (!pod.uid.empty()) patch["metadata"]["uid"] = pod.uid;
+  return patch;
+}
+
+}  // namespace kcache::watcher

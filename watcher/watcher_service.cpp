@@ -1,0 +1,93 @@
+#include "watcher/watcher_service.h"
+
+#include <spdlog/spdlog.h>
+
+namespace kcache::watcher {
+
+WatcherService::WatcherService(std::shared_ptr<KubeApi> api, WatcherConfig config,
+                               store::CacheRecorder& store, std::function<void()> garbageCollect,
+                               core::MetricsRegistry& metrics)
+    : api_(std::move(api)),
+      config_(std::move(config)),
+      store_(store),
+      garbageCollect_(std::move(garbageCollect)),
+      metrics_(metrics) {
+  if (config_.leaderElection) {
+    elector_ = std::make_unique<LeaderElector>(*api_, config_.election, metrics_);
+  }
+}
+
+WatcherService::~WatcherService() {
+  stop();
+}
+
+void WatcherService::start() {
+  if (thread_.joinable()) return;
+  thread_ = std::jthread([this](std::stop_token stop) {
+    if (elector_) {
+      elector_->run(stop, [this](std::stop_token leadStop) { lead(leadStop); });
+    } else {
+      leadingWithoutElection_ = true;
+      metrics_.leader.set(1);
+      lead(stop);
+      metrics_.leader.set(0);
+      leadingWithoutElection_ = false;
+    }
+  });
+}
+
+void WatcherService::stop() {
+  if (!thread_.joinable()) return;
+  thread_.request_stop();
+  thread_.join();
+  thread_ = std::jthread();
+}
+
+bool WatcherService::isLeader() const {
+  return elector_ ? elector_->isLeader() : leadingWithoutElection_.load();
+}
+
+int64_t WatcherService::completedLists() const {
+  std::lock_guard lock(informerMutex_);
+  return informer_ ? informer_->completedLists() : 0;
+}
+
+void WatcherService::lead(std::stop_token stop) {
+  spdlog::info(
+      "watcher: starting to watch tagged pods in {}",
+      config_.informer.namespaceName.empty() ? "all namespaces" : config_.informer.namespaceName);
+  PodRecorder recorder(store_, *api_, config_.recorder, metrics_);
+  recorder.start();
+  PodInformer informer(*api_, config_.informer, recorder, metrics_);
+  {
+    std::lock_guard lock(informerMutex_);
+    informer_ = &informer;
+  }
+  std::jthread collector;
+  if (garbageCollect_ && config_.gcInterval.count() > 0) {
+    collector = std::jthread([this](std::stop_token gcStop) {
+      while (sleepFor(config_.gcInterval, gcStop)) {
+        metrics_.gcRuns.inc();
+        try {
+          garbageCollect_();
+        } catch (const std::exception& e) {
+          metrics_.gcFailures.inc();
+          spdlog::error("watcher: garbage collection failed: {}", e.what());
+        }
+      }
+    });
+  }
+  informer.run(stop);
+  {
+    std::lock_guard lock(informerMutex_);
+    informer_ = nullptr;
+  }
+  if (collector.joinable()) {
+    collector.request_stop();
+    collector.join();
+  }
+  recorder.stop();
+  spdlog::info("watcher: stopped watching");
+}
+
+}  // namespace kcache::watcher

@@ -1,0 +1,60 @@
+#pragma once
+// The watcher as cache-server runs it: leader election, and while leading, the pod informer
+// feeding the recorder plus periodic garbage collection.
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/metrics.h"
+#include "store/cache_store.h"
+#include "watcher/kube_api.h"
+#include "watcher/leader_elector.h"
+#include "watcher/pod_informer.h"
+#include "watcher/pod_recorder.h"
+#include "watcher/watcher_metrics.h"
+
+namespace kcache::watcher {
+
+struct WatcherConfig {
+  InformerConfig informer;     // informer.namespaceName is --namespace_to_watch
+  RecorderConfig recorder;     // scope and staleness policy
+  bool leaderElection = true;  // false: this replica always leads (single replica, tests)
+  LeaderElectionConfig election;
+  std::chrono::milliseconds gcInterval{std::chrono::hours(1)};  // 0 disables GC
+};
+
+class WatcherService {
+ public:
+  WatcherService(std::shared_ptr<KubeApi> api, WatcherConfig config, store::CacheRecorder& store,
+                 std::function<void()> garbageCollect, core::MetricsRegistry& metrics);
+  ~WatcherService();
+  WatcherService(const WatcherService&) = delete;
+  WatcherService& operator=(const WatcherService&) = delete;
+
+  void start();
+  // Stops watching and, when leading, releases the lease (unless configured not to).
+  void stop();
+
+  bool isLeader() const;
+  // Lists completed by the current leadership term's informer (0 when not leading).
+  int64_t completedLists() const;
+
+ private:
+  void lead(std::stop_token stop);
+
+  std::shared_ptr<KubeApi> api_;
+  WatcherConfig config_;
+  store::CacheRecorder& store_;
+  std::function<void()> garbageCollect_;
+  WatcherMetrics metrics_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::atomic<bool> leadingWithoutElection_{false};
+
+  mutable std::mutex informerMutex_;
+  PodInformer* informer_ = nullptr;  // the current term's, owned by lead()
+  std::jthread thread_;
+};
+
+}  // namespace kcache::watcher
