@@ -1,0 +1,235 @@
+#include "webhook/admission_handler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
+#include "webhook/patch.h"
+
+namespace kcache::webhook {
+
+namespace {
+
+// A key of 64 zeros: SHA-256 never produces it for a real template, so a probe never hits.
+constexpr std::string_view kProbeKey =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+int64_t systemNowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double secondsSince(AdmissionHandler::Clock::time_point started) {
+  return std::chrono::duration<double>(AdmissionHandler::Clock::now() - started).count();
+}
+
+std::string shortKey(std::string_view key) {
+  return std::string(key.substr(0, 12)) + "…";
+}
+
+std::string podRef(const AdmissionRequest& request) {
+  return request.namespaceName + "/" + (request.name.empty() ? "<generated>" : request.name);
+}
+
+}  // namespace
+
+AdmissionHandler::AdmissionHandler(AdmissionConfig config, store::CacheLookup& lookup,
+                                   core::MetricsRegistry& metrics, OutputDelivery* delivery,
+                                   WallClock now)
+    : config_(std::move(config)),
+      lookup_(lookup),
+      metrics_(metrics),
+      delivery_(delivery),
+      now_(now ? std::move(now) : WallClock(systemNowSeconds)),
+      storeLatency_(metrics.histogram("kcache_store_lookup_duration_seconds",
+                                      "Duration of cache store lookups from the webhook.",
+                                      core::latencyBucketsSeconds())),
+      storeErrors_(metrics.counter("kcache_store_lookup_errors_total",
+                                   "Store lookups that failed or exceeded their deadline.")),
+      savedSeconds_(metrics.counter("kcache_compute_seconds_saved_total",
+                                    "Run time of the original steps that cache hits replaced.")),
+      malformedReviews_(metrics.counter("kcache_admission_malformed_reviews_total",
+                                        "Request bodies that were not a usable AdmissionReview.")),
+      unreadableEntries_(metrics.counter(
+          "kcache_cache_entries_unreadable_total",
+          "Cache entries found whose ExecutionOutput could not be read (treated as a miss).")) {
+  // Make every outcome visible at 0 from the first scrape.
+  for (const char* outcome : {"hit", "miss", "skipped", "error"}) {
+    metrics.counter("kcache_admission_requests_total", "Admission reviews answered, by outcome.",
+                    {{"outcome", outcome}});
+  }
+}
+
+std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::prepare(std::string_view body,
+                                                                    Clock::time_point started) {
+  auto decoded = decodeAdmissionReview(body);
+  if (!decoded) {
+    malformedReviews_.inc();
+    spdlog::warn("admission review rejected with 400: {}", decoded.error().message);
+    return ReviewAnswer{400, decoded.error().message + "\n"};
+  }
+  AdmissionRequest& request = decoded.value();
+  Plan plan = planLookup(request, config_);
+  if (auto* lookupPlan = std::get_if<LookupPlan>(&plan)) {
+    if (request.namespaceName.empty()) request.namespaceName = lookupPlan->namespaceName;
+    if (request.name.empty()) request.name = lookupPlan->podName;
+    return PendingLookup{std::move(request), std::move(*lookupPlan)};
+  }
+  AdmissionDecision decision;
+  std::string detail;
+  if (auto* skip = std::get_if<Skip>(&plan)) {
+    detail = skip->detail;
+    decision.outcome = std::move(*skip);
+  } else {
+    auto& failure = std::get<Failure>(plan);
+    detail = failure.detail;
+    decision.outcome = std::move(failure);
+  }
+  return finish(request, decision, started, detail);
+}
+
+std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pending,
+                                                       Clock::time_point started,
+                                                       const std::function<bool()>& claim) {
+  const auto& plan = pending.plan;
+  AdmissionDecision decision;
+  decision.key = plan.key;
+  const int64_t now = now_();
+  std::optional<store::CacheEntry> entry;
+  const auto lookupStarted = Clock::now();
+  try {
+    entry =
+        lookup_.lookup(config_.scope, plan.namespaceName, plan.key, plan.staleness.seconds, now);
+    storeLatency_.observe(secondsSince(lookupStarted));
+    storeAnswered_.store(true, std::memory_order_relaxed);
+  } catch (const std::exception& error) {
+    storeLatency_.observe(secondsSince(lookupStarted));
+    if (claim && !claim()) return std::nullopt;
+    storeErrors_.inc();
+    decision.outcome =
+        Failure{ErrorReason::kStoreUnavailable,
+                "store lookup for key " + shortKey(plan.key) + " failed: " + error.what()};
+    return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+  } catch (...) {
+    storeLatency_.observe(secondsSince(lookupStarted));
+    if (claim && !claim()) return std::nullopt;
+    storeErrors_.inc();
+    decision.outcome = Failure{ErrorReason::kStoreUnavailable,
+                               "store lookup for key " + shortKey(plan.key) + " failed"};
+    return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+  }
+
+  if (claim && !claim()) return std::nullopt;
+  std::string detail;
+  auto outcome = interpretLookup(entry);
+  if (auto* hit = std::get_if<Hit>(&outcome)) {
+    try {
+      if (delivery_) delivery_->deliver(pending.request, plan, *hit);
+      decision.outcome = std::move(*hit);
+    } catch (const std::exception& error) {
+      detail = std::string("outputs could not be delivered, running the step: ") + error.what();
+      decision.outcome = Miss{};
+    }
+  } else {
+    auto& miss = std::get<Miss>(outcome);
+    if (!miss.unreadableEntry.empty()) {
+      unreadableEntries_.inc();
+      detail = miss.unreadableEntry;
+    }
+    decision.outcome = std::move(miss);
+  }
+  if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
+    savedSeconds_.inc(static_cast<double>(hit->savedSeconds));
+    // A dry run must not leave traces; the hit counter is one.
+    if (!pending.request.dryRun) {
+      try {
+        lookup_.noteHit(hit->entryId, now);
+      } catch (const std::exception& error) {
+        spdlog::warn("could not note the hit on cache entry {}: {}", hit->entryId, error.what());
+      }
+    }
+  }
+  return finish(pending.request, decision, started, detail);
+}
+
+ReviewAnswer AdmissionHandler::abandon(const PendingLookup& pending, Clock::time_point started,
+                                       std::string_view why) {
+  storeErrors_.inc();
+  AdmissionDecision decision;
+  decision.key = pending.plan.key;
+  decision.outcome =
+      Failure{ErrorReason::kStoreUnavailable,
+              "store lookup for key " + shortKey(pending.plan.key) + " " + std::string(why)};
+  return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+}
+
+ReviewAnswer AdmissionHandler::handle(std::string_view body) {
+  const auto started = Clock::now();
+  auto prepared = prepare(body, started);
+  if (auto* answer = std::get_if<ReviewAnswer>(&prepared)) return std::move(*answer);
+  return *complete(std::get<PendingLookup>(prepared), started);
+}
+
+bool AdmissionHandler::probeStore() {
+  try {
+    lookup_.lookup(store::CacheScope::kCluster, "", kProbeKey, core::kUnlimitedStaleness, now_());
+    storeAnswered_.store(true, std::memory_order_relaxed);
+    return true;
+  } catch (const std::exception& error) {
+    spdlog::warn("store readiness probe failed: {}", error.what());
+    return false;
+  }
+}
+
+ReviewAnswer AdmissionHandler::finish(const AdmissionRequest& request,
+                                      const AdmissionDecision& decision, Clock::time_point started,
+                                      std::string_view detail) {
+  AdmissionResponse response;
+  try {
+    response.patch = buildPatch(request.object, decision, config_);
+  } catch (const std::exception& error) {
+    // Defensive: the patch builder only reads shapes the decision checked.
+    spdlog::error("no patch for pod {}: {}", podRef(request), error.what());
+    response.patch.reset();
+  }
+  const auto outcome = std::string(outcomeLabel(decision));
+  const double took = secondsSince(started);
+  metrics_
+      .counter("kcache_admission_requests_total", "Admission reviews answered, by outcome.",
+               {{"outcome", outcome}})
+      .inc();
+  metrics_
+      .histogram("kcache_admission_duration_seconds",
+                 "Time from a complete review request to its answer, by outcome.",
+                 core::latencyBucketsSeconds(), {{"outcome", outcome}})
+      .observe(took);
+  const double tookMs = took * 1000;
+  if (const auto* skip = std::get_if<Skip>(&decision.outcome)) {
+    metrics_
+        .counter("kcache_admission_skips_total", "Pods let through untouched, by reason.",
+                 {{"reason", std::string(toString(skip->reason))}})
+        .inc();
+    spdlog::debug("admission skipped pod={} uid={} reason={} {} took={:.2f}ms", podRef(request),
+                  request.uid, toString(skip->reason), detail, tookMs);
+  } else if (const auto* failure = std::get_if<Failure>(&decision.outcome)) {
+    metrics_
+        .counter("kcache_admission_errors_total",
+                 "Pods let through untouched because something went wrong, by reason.",
+                 {{"reason", std::string(toString(failure->reason))}})
+        .inc();
+    spdlog::warn("admission error pod={} uid={} reason={} allowed without patch: {} took={:.2f}ms",
+                 podRef(request), request.uid, toString(failure->reason), detail, tookMs);
+  } else if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
+    spdlog::info("admission hit pod={} uid={} key={} entry={} saved={}s took={:.2f}ms",
+                 podRef(request), request.uid, shortKey(decision.key), hit->entryId,
+                 hit->savedSeconds, tookMs);
+  } else {
+    spdlog::info("admission miss pod={} uid={} key={}{}{} took={:.2f}ms", podRef(request),
+                 request.uid, shortKey(decision.key), detail.empty() ? "" : " note=", detail,
+                 tookMs);
+  }
+  return ReviewAnswer{200, encodeAdmissionResponse(request, response)};
+}
+
+}  // namespace kcache::webhook

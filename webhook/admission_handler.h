@@ -1,0 +1,82 @@
+#pragma once
+// One admission review from body to answer: decode, plan, look up, decide, patch, encode; with
+// the metrics and the log line. The blocking store lookup is separated (prepare / complete) so
+// the server can run it off its I/O threads and answer on its own if it takes too long.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/metrics.h"
+#include "store/cache_store.h"
+#include "webhook/admission_review.h"
+#include "webhook/decision.h"
+#include "webhook/output_delivery.h"
+
+namespace kcache::webhook {
+
+// An answer ready to send.
+struct ReviewAnswer {
+  int httpStatus = 200;  // 200, or 400 for a review that cannot be decoded
+  std::string body;      // the AdmissionReview, or the error message for 400
+};
+
+// A review that needs a store lookup before it can be answered.
+struct PendingLookup {
+  AdmissionRequest request;
+  LookupPlan plan;
+};
+
+class AdmissionHandler {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using WallClock = std::function<int64_t()>;  // seconds since the epoch
+
+  AdmissionHandler(AdmissionConfig config, store::CacheLookup& lookup,
+                   core::MetricsRegistry& metrics, OutputDelivery* delivery = nullptr,
+                   WallClock now = {});
+
+  // Cheap and non-blocking: decodes the review and applies the skip rules.
+  std::variant<ReviewAnswer, PendingLookup> prepare(std::string_view body,
+                                                    Clock::time_point started);
+  // Blocking: queries the store (bounded by the store's own deadline) and answers.
+  // `claim`, when given, is called once the lookup returned; if it returns false the review was
+  // already answered by abandon() and nothing more happens (no metrics, no hit noted): nullopt.
+  std::optional<ReviewAnswer> complete(const PendingLookup& pending, Clock::time_point started,
+                                       const std::function<bool()>& claim = {});
+  // The answer when the lookup did not finish in time: allowed, untouched, counted as an error.
+  ReviewAnswer abandon(const PendingLookup& pending, Clock::time_point started,
+                       std::string_view why);
+
+  // prepare + complete in the calling thread.
+  ReviewAnswer handle(std::string_view body);
+
+  // True once a lookup has succeeded (readiness).
+  bool storeAnswered() const { return storeAnswered_.load(std::memory_order_relaxed); }
+  // A lookup of a key no entry can have, to learn whether the store answers.
+  bool probeStore();
+
+  const AdmissionConfig& config() const { return config_; }
+
+ private:
+  ReviewAnswer finish(const AdmissionRequest& request, const AdmissionDecision& decision,
+                      Clock::time_point started, std::string_view detail);
+
+  AdmissionConfig config_;
+  store::CacheLookup& lookup_;
+  core::MetricsRegistry& metrics_;
+  OutputDelivery* delivery_;
+  WallClock now_;
+  std::atomic<bool> storeAnswered_{false};
+
+  core::Histogram& storeLatency_;
+  core::Counter& storeErrors_;
+  core::Counter& savedSeconds_;
+  core::Counter& malformedReviews_;
+  core::Counter& unreadableEntries_;
+};
+
+}  // namespace kcache::webhook

@@ -1,0 +1,51 @@
+#pragma once
+// AdmissionReview decoding and encoding (admission.k8s.io/v1 and v1beta1), as pure functions.
+// The answer always echoes the request's apiVersion, kind and uid.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/expected.h"
+
+namespace kcache::webhook {
+
+// The parts of an AdmissionReview request that kcache reads.
+struct AdmissionRequest {
+  std::string apiVersion;  // "admission.k8s.io/v1" or "admission.k8s.io/v1beta1"
+  std::string kind;        // "AdmissionReview"
+  std::string uid;
+  std::string operation;  // CREATE, UPDATE, ...
+  std::string namespaceName;
+  std::string name;  // may be empty (generateName)
+  std::string resourceGroup, resourceVersion, resourceName, subResource;
+  bool dryRun = false;
+  nlohmann::json object;  // request.object: null when absent
+};
+
+struct ReviewError {
+  std::string message;  // returned to the client with status 400
+};
+
+// Deepest JSON nesting accepted in a review. Kubernetes objects are far shallower; the limit
+// bounds the work and memory a hostile body can cause.
+inline constexpr int kMaxReviewNestingDepth = 512;
+
+// Decodes a request body. Never throws: anything that is not a usable AdmissionReview comes back
+// as a ReviewError saying what is wrong.
+core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_view body);
+
+struct AdmissionResponse {
+  bool allowed = true;  // kcache never denies; the field exists to make that explicit
+  std::optional<nlohmann::json> patch;  // a JSON Patch array, absent when nothing changes
+};
+
+// Encodes the answer in the request's version, echoing apiVersion, kind and uid; patchType
+// JSONPatch and the base64 patch only when there is a patch.
+std::string encodeAdmissionResponse(const AdmissionRequest& request,
+                                    const AdmissionResponse& response);
+
+std::string base64Encode(std::string_view bytes);
+
+}  // namespace kcache::webhook

@@ -1,0 +1,188 @@
+#include "webhook/decision.h"
+
+#include "core/execution_key.h"
+#include "core/pod_contract.h"
+#include "core/pod_template.h"
+
+namespace kcache::webhook {
+
+namespace {
+
+using nlohmann::json;
+namespace contract = core::contract;
+
+constexpr std::string_view kTfxEntrypointSuffix =
+    "tfx/orchestration/kubeflow/container_entrypoint.py";
+
+// The member `name` of `object` when it is a string, else nullopt.
+std::optional<std::string_view> stringMember(const json& object, std::string_view name) {
+  if (!object.is_object()) return std::nullopt;
+  const auto it = object.find(name);
+  if (it == object.end() || !it->is_string()) return std::nullopt;
+  return std::string_view(it->get_ref<const std::string&>());
+}
+
+const json& memberOrNull(const json& object, std::string_view name) {
+  static const json kNull;
+  if (!object.is_object()) return kNull;
+  const auto it = object.find(name);
+  return it == object.end() ? kNull : *it;
+}
+
+bool isObjectOrNull(const json& value) {
+  return value.is_object() || value.is_null();
+}
+
+bool isTfxPod(const json& labels, const json& containers) {
+  if (const auto sdk = stringMember(labels, contract::kPipelineSdkTypeLabel);
+      sdk && sdk->find(contract::kTfxSdkMarker) != std::string_view::npos) {
+    return true;
+  }
+  if (containers.size() == 1) {
+    const json& only = containers.front();
+    const json& command = memberOrNull(only, "command");
+    if (stringMember(only, "name") == contract::kArgoMainContainer && command.is_array() &&
+        !command.empty() && command.back().is_string()) {
+      const auto& last = command.back().get_ref<const std::string&>();
+      return last.size() >= kTfxEntrypointSuffix.size() &&
+             std::string_view(last).substr(last.size() - kTfxEntrypointSuffix.size()) ==
+                 kTfxEntrypointSuffix;
+    }
+  }
+  return false;
+}
+
+Skip skip(SkipReason reason, std::string detail = {}) {
+  return Skip{reason, std::move(detail)};
+}
+Failure failure(ErrorReason reason, std::string detail) {
+  return Failure{reason, std::move(detail)};
+}
+
+}  // namespace
+
+std::string_view toString(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kNotPodCreate:
+      return "not_pod_create";
+    case SkipReason::kSystemNamespace:
+      return "system_namespace";
+    case SkipReason::kCacheNotEnabled:
+      return "cache_not_enabled";
+    case SkipReason::kTfx:
+      return "tfx";
+    case SkipReason::kKfpV2:
+      return "kfp_v2";
+    case SkipReason::kNoArgoTemplate:
+      return "no_argo_template";
+    case SkipReason::kStalenessDisabled:
+      return "staleness_disabled";
+  }
+  return "unknown";
+}
+
+std::string_view toString(ErrorReason reason) {
+  switch (reason) {
+    case ErrorReason::kUnexpectedObject:
+      return "unexpected_object";
+    case ErrorReason::kBadTemplate:
+      return "bad_template";
+    case ErrorReason::kStoreUnavailable:
+      return "store_unavailable";
+  }
+  return "unknown";
+}
+
+Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) {
+  if (request.resourceGroup != "" || request.resourceVersion != "v1" ||
+      request.resourceName != "pods" || !request.subResource.empty() ||
+      request.operation != "CREATE") {
+    return skip(SkipReason::kNotPodCreate,
+                request.operation + " " + request.resourceGroup + "/" + request.resourceVersion +
+                    "/" + request.resourceName + (request.subResource.empty() ? "" : "/") +
+                    request.subResource);
+  }
+  const json& pod = request.object;
+  if (!pod.is_object())
+    return failure(ErrorReason::kUnexpectedObject, "request.object is not an object");
+  const json& metadata = memberOrNull(pod, "metadata");
+  const json& spec = memberOrNull(pod, "spec");
+  if (!isObjectOrNull(metadata) || !spec.is_object()) {
+    return failure(ErrorReason::kUnexpectedObject, "request.object has no pod metadata and spec");
+  }
+  const json& labels = memberOrNull(metadata, "labels");
+  const json& annotations = memberOrNull(metadata, "annotations");
+  const json& containers = memberOrNull(spec, "containers");
+  if (!isObjectOrNull(labels) || !isObjectOrNull(annotations) ||
+      !(containers.is_array() || containers.is_null())) {
+    return failure(ErrorReason::kUnexpectedObject,
+                   "labels, annotations or containers of the pod have the wrong type");
+  }
+
+  std::string namespaceName = request.namespaceName;
+  if (namespaceName.empty())
+    namespaceName = std::string(stringMember(metadata, "namespace").value_or(""));
+  if (namespaceName == "kube-system" || namespaceName == "kube-public") {
+    return skip(SkipReason::kSystemNamespace, namespaceName);
+  }
+  if (stringMember(labels, contract::kCacheEnabledLabel) != contract::kTrue) {
+    return skip(SkipReason::kCacheNotEnabled);
+  }
+  if (containers.empty()) return skip(SkipReason::kTfx, "the pod has no containers");
+  if (isTfxPod(labels, containers)) return skip(SkipReason::kTfx);
+  if (stringMember(annotations, contract::kV2ComponentAnnotation) == contract::kTrue) {
+    return skip(SkipReason::kKfpV2);
+  }
+  auto found = core::findArgoTemplate(pod);
+  if (!found) return skip(SkipReason::kNoArgoTemplate);
+  auto key = core::computeExecutionKey(found->argoTemplate);
+  if (!key) {
+    return failure(ErrorReason::kBadTemplate, "no execution key from ARGO_TEMPLATE of container " +
+                                                  found->containerName + ": " +
+                                                  std::string(core::toString(key.error().kind)) +
+                                                  ": " + key.error().message);
+  }
+  const auto staleness =
+      config.staleness.forPod(stringMember(annotations, contract::kMaxCacheStalenessAnnotation));
+  if (staleness.seconds == 0) {
+    return skip(SkipReason::kStalenessDisabled,
+                "staleness 0 from " + std::string(core::toString(staleness.source)));
+  }
+
+  LookupPlan plan;
+  plan.key = key->hex();
+  plan.namespaceName = std::move(namespaceName);
+  plan.podName = request.name.empty() ? std::string(stringMember(metadata, "name").value_or(""))
+                                      : request.name;
+  plan.templateContainer = std::move(found->containerName);
+  plan.staleness = staleness;
+  return plan;
+}
+
+LookupOutcome interpretLookup(const std::optional<store::CacheEntry>& entry) {
+  if (!entry) return Miss{};
+  auto outputs = core::decodeExecutionOutput(entry->executionOutput);
+  if (!outputs) {
+    return Miss{"entry " + std::to_string(entry->id) + " has an unreadable ExecutionOutput"};
+  }
+  Hit hit;
+  hit.entryId = entry->id;
+  hit.outputs = std::move(*outputs);
+  hit.savedSeconds = entry->runDurationSeconds;
+  return hit;
+}
+
+std::string_view outcomeLabel(const AdmissionDecision& decision) {
+  switch (decision.outcome.index()) {
+    case 0:
+      return "skipped";
+    case 1:
+      return "error";
+    case 2:
+      return "miss";
+    default:
+      return "hit";
+  }
+}
+
+}  // namespace kcache::webhook

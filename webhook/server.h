@@ -1,0 +1,64 @@
+#pragma once
+// The webhook's network side: HTTPS (TLS 1.2/1.3, HTTP/1.1 keep-alive) for POST /mutate and plain
+// HTTP for /healthz, /readyz and /metrics. One session object per connection on a strand; a
+// worker thread per core runs all sessions. Store lookups run on a small separate pool so a slow
+// database never stalls the I/O threads, and each review is answered (allowed, untouched) when
+// its lookup has not finished within `lookupDeadline`.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/metrics.h"
+#include "webhook/admission_handler.h"
+
+namespace kcache::webhook {
+
+struct ServerOptions {
+  std::string bindAddress = "0.0.0.0";
+  uint16_t tlsPort = 8443;   // 0: any free port (tests)
+  uint16_t httpPort = 8080;  // 0: any free port; the plain endpoint is always served
+  std::filesystem::path certFile;
+  std::filesystem::path keyFile;
+  std::size_t ioThreads = 0;  // 0: one per core
+  std::size_t lookupThreads = 8;
+  std::size_t bodyLimitBytes = 7 * 1024 * 1024;
+  std::size_t headerLimitBytes = 64 * 1024;
+  std::chrono::milliseconds handshakeTimeout{5000};
+  std::chrono::milliseconds headerTimeout{5000};  // from the first byte to the end of the header
+  std::chrono::milliseconds bodyTimeout{10000};   // the whole body
+  std::chrono::milliseconds idleTimeout{90000};   // between requests on a kept-alive connection
+  std::chrono::milliseconds writeTimeout{10000};
+  // A review whose lookup has not finished after this long is answered allowed, untouched.
+  // Slightly above the store's own deadline, so the store's error is normally what is reported.
+  std::chrono::milliseconds lookupDeadline{600};
+  std::chrono::milliseconds certificatePollInterval{5000};
+  std::chrono::milliseconds storeProbeInterval{2000};  // until the store has answered once
+};
+
+class WebhookServer {
+ public:
+  // Loads the certificate (throws std::runtime_error when it cannot) but does not listen yet.
+  WebhookServer(ServerOptions options, AdmissionHandler& handler, core::MetricsRegistry& metrics);
+  ~WebhookServer();  // stops
+  WebhookServer(const WebhookServer&) = delete;
+  WebhookServer& operator=(const WebhookServer&) = delete;
+
+  // Binds both ports (throws std::system_error naming the address when it cannot) and starts the
+  // threads; returns at once.
+  void start();
+  // Stops accepting, closes every connection and joins the threads. Idempotent.
+  void stop();
+
+  uint16_t tlsPort() const;   // the bound port, after start()
+  uint16_t httpPort() const;  // the bound port, after start()
+  bool ready() const;         // TLS loaded and the store answered at least once
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kcache::webhook
