@@ -1,0 +1,143 @@
+#include "cmd/cache-server/options.h"
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+namespace kcache::cache_server {
+
+void addOptions(CLI::App& app, Options& options) {
+  app.add_option("--db-driver,--db_driver", options.dbDriver,
+                 "Database driver: postgres (pgx and postgresql are accepted as the same); "
+                 "kcache stores its cache in PostgreSQL only")
+      ->envname("DBCONFIG_DRIVER")
+      ->capture_default_str();
+  app.add_option("--db-host,--db_host", options.database.host, "PostgreSQL host name")
+      ->envname("DBCONFIG_HOST_NAME")
+      ->capture_default_str();
+  app.add_option("--db-port,--db_port", options.database.port, "PostgreSQL port")
+      ->envname("DBCONFIG_PORT")
+      ->capture_default_str();
+  app.add_option("--db-name,--db_name", options.database.dbName, "Database name")
+      ->envname("DBCONFIG_DB_NAME")
+      ->capture_default_str();
+  app.add_option("--db-user,--db_user", options.database.user, "Database user")
+      ->envname("DBCONFIG_USER")
+      ->capture_default_str();
+  app.add_option("--db-password,--db_password", options.database.password,
+                 "Database password (prefer the environment variable; never logged)")
+      ->envname("DBCONFIG_PASSWORD");
+  app.add_option("--db-extra-params,--db_extra_params", options.database.extraParams,
+                 "Extra libpq parameters, e.g. sslmode=verify-full&sslrootcert=/ca.pem, or a "
+                 "JSON object of them")
+      ->envname("DBCONFIG_EXTRA_PARAMS");
+  app.add_option("--db-pool-size", options.dbPoolSize, "Database connections kept open")
+      ->envname("KCACHE_DB_POOL_SIZE")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--namespace-to-watch,--namespace_to_watch", options.namespaceToWatch,
+                 "Namespace whose pods the watcher records (empty: all namespaces)")
+      ->envname("NAMESPACE_TO_WATCH");
+  app.add_option("--listen-address", options.listenAddress,
+                 "Address both ports listen on (0.0.0.0: all IPv4 interfaces, :: for IPv6)")
+      ->envname("KCACHE_LISTEN_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--listen-port,--listen_port", options.listenPort,
+                 "HTTPS port of the admission webhook (POST /mutate)")
+      ->envname("WEBHOOK_PORT")
+      ->capture_default_str();
+  app.add_option("--http-port", options.httpPort,
+                 "Plain HTTP port for /healthz, /readyz and /metrics (Prometheus)")
+      ->envname("KCACHE_HTTP_PORT")
+      ->capture_default_str();
+  app.add_option("--tls-dir", options.tlsDir,
+                 "Directory in which relative certificate and key file names are looked up")
+      ->envname("KCACHE_TLS_DIR")
+      ->capture_default_str();
+  app.add_option("--tls-cert-filename,--tls_cert_filename", options.tlsCertFilename,
+                 "PEM certificate chain of the webhook (relative to --tls-dir unless absolute); "
+                 "reloaded when the file changes")
+      ->envname("KCACHE_TLS_CERT_FILENAME")
+      ->capture_default_str();
+  app.add_option("--tls-key-filename,--tls_key_filename", options.tlsKeyFilename,
+                 "PEM private key of the webhook (relative to --tls-dir unless absolute); "
+                 "reloaded when the file changes")
+      ->envname("KCACHE_TLS_KEY_FILENAME")
+      ->capture_default_str();
+  app.add_option("--tls-reload-interval-ms", options.tlsReloadIntervalMs,
+                 "How often the certificate and key files are checked for changes")
+      ->envname("KCACHE_TLS_RELOAD_INTERVAL_MS")
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}))
+      ->capture_default_str();
+  app.add_option("--cache-scope", options.cacheScope,
+                 "namespace: an entry is reused only in the namespace that recorded it (tenant "
+                 "isolation); cluster: shared by all namespaces, as Kubeflow Pipelines does")
+      ->envname("KCACHE_CACHE_SCOPE")
+      ->check(CLI::IsMember({"namespace", "cluster"}))
+      ->capture_default_str();
+  app.add_option("--lookup-timeout-ms", options.lookupTimeoutMs,
+                 "Deadline of one store lookup; a slower or failing store lets the pod through "
+                 "untouched")
+      ->envname("KCACHE_LOOKUP_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{1}, int64_t{60000}))
+      ->capture_default_str();
+  app.add_option("--io-threads", options.ioThreads, "Network threads (0: one per core)")
+      ->envname("KCACHE_IO_THREADS")
+      ->capture_default_str();
+  app.add_option("--lookup-threads", options.lookupThreads,
+                 "Threads running store lookups, apart from the network threads")
+      ->envname("KCACHE_LOOKUP_THREADS")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", options.maxBodyBytes,
+                 "Largest admission request body accepted (larger: 413)")
+      ->envname("KCACHE_MAX_BODY_BYTES")
+      ->capture_default_str();
+  app.add_option("--log-format", options.logFormat, "Log line format: text or json")
+      ->envname("KCACHE_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--log-level", options.logLevel,
+                 "Log level: trace, debug, info, warn, error, critical or off")
+      ->envname("KCACHE_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+}
+
+std::vector<std::string> normalizeGoStyleArguments(int argc, const char* const* argv) {
+  std::vector<std::string> arguments;
+  for (int i = 0; i < argc; ++i) {
+    std::string argument = argv[i];
+    // "-db_host=x" or "-db_host": one dash and a name longer than one letter (Go's flag package).
+    const auto nameEnd = std::min(argument.find('='), argument.size());
+    if (i > 0 && argument.size() > 2 && argument[0] == '-' &&
+        std::isalpha(static_cast<unsigned char>(argument[1])) && nameEnd > 2) {
+      argument.insert(0, "-");
+    }
+    arguments.push_back(std::move(argument));
+  }
+  return arguments;
+}
+
+std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
+                                     const std::string& fileName) {
+  const std::filesystem::path file(fileName);
+  return file.is_absolute() ? file : tlsDir / file;
+}
+
+void validate(const Options& options) {
+  if (options.dbDriver != "postgres" && options.dbDriver != "pgx" &&
+      options.dbDriver != "postgresql") {
+    throw std::invalid_argument("--db-driver=" + options.dbDriver +
+                                " is not supported: kcache keeps its cache in PostgreSQL "
+                                "(use postgres or pgx)");
+  }
+  if (options.tlsCertFilename.empty() || options.tlsKeyFilename.empty()) {
+    throw std::invalid_argument("--tls-cert-filename and --tls-key-filename must not be empty");
+  }
+  if (options.listenPort == options.httpPort) {
+    throw std::invalid_argument("--listen-port and --http-port must differ");
+  }
+}
+
+}  // namespace kcache::cache_server

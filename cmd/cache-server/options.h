@@ -1,0 +1,52 @@
+#pragma once
+// cache-server's flags (DESIGN.md section 8). Kubeflow Pipelines' spellings (--db_host, ...) are
+// accepted as they are, also with Go's single dash (-db_host=...), so the arguments of Kubeflow's
+// own cache-server Deployment start kcache unchanged; the kebab-case spellings are documented.
+// Every flag can also come from the environment variable named in --help.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "store/dsn.h"
+
+namespace kcache::cache_server {
+
+struct Options {
+  std::string dbDriver = "postgres";
+  store::DatabaseFlags database;
+  std::size_t dbPoolSize = 4;
+  std::string namespaceToWatch;
+  std::string listenAddress = "0.0.0.0";
+  uint16_t listenPort = 8443;
+  uint16_t httpPort = 8080;
+  std::filesystem::path tlsDir = "/etc/webhook/certs";
+  std::string tlsCertFilename = "cert.pem";
+  std::string tlsKeyFilename = "key.pem";
+  std::string cacheScope = "namespace";
+  int64_t lookupTimeoutMs = 500;
+  std::size_t ioThreads = 0;
+  std::size_t lookupThreads = 8;
+  std::size_t maxBodyBytes = 7 * 1024 * 1024;
+  int64_t tlsReloadIntervalMs = 5000;
+  std::string logFormat = "text";
+  std::string logLevel = "info";
+};
+
+// Registers every flag on `app`, writing into `options`.
+void addOptions(CLI::App& app, Options& options);
+
+// Rewrites Go-style single-dash long flags (-db_host=x, -listen_port 8443) to "--" form.
+std::vector<std::string> normalizeGoStyleArguments(int argc, const char* const* argv);
+
+// A relative file name is looked up in --tls-dir; an absolute path is used as it is.
+std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
+                                     const std::string& fileName);
+
+// Throws std::invalid_argument for values the flags' types cannot express (driver, scope, ...).
+void validate(const Options& options);
+
+}  // namespace kcache::cache_server
