@@ -110,11 +110,26 @@ void handOverToPostgresUser(const std::filesystem::path& path) {
   }
 }
 
+bool hasRoomFor(const std::filesystem::path& directory, std::uintmax_t bytes) {
+  std::error_code error;
+  const auto space = std::filesystem::space(directory, error);
+  return !error && std::filesystem::is_directory(directory) && space.available >= bytes;
+}
+
+// Where test servers live: $KCACHE_TEST_PG_DIR when set; else memory (/dev/shm) when it has
+// room, since initdb and WAL on a busy disk dominate a test's run time; else /tmp. As root the
+// directory must be reachable by the postgres user, so $TMPDIR (maybe under /root) is avoided.
+std::filesystem::path baseDirectory() {
+  if (const char* configured = std::getenv("KCACHE_TEST_PG_DIR"); configured && *configured) {
+    return configured;
+  }
+  constexpr std::uintmax_t kEnoughMemory = 4ULL << 30;
+  if (hasRoomFor("/dev/shm", kEnoughMemory)) return "/dev/shm";
+  return runningAsRoot() ? std::filesystem::path("/tmp") : std::filesystem::temp_directory_path();
+}
+
 std::filesystem::path makeTemporaryDirectory() {
-  // As root the directory must be reachable by the postgres user, so stay out of $TMPDIR
-  // (which may live under /root).
-  std::filesystem::path base =
-      runningAsRoot() ? std::filesystem::path("/tmp") : std::filesystem::temp_directory_path();
+  const std::filesystem::path base = baseDirectory();
   std::string pattern = (base / "kcache-pg-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("mkdtemp in " + base.string() + " failed: " + std::strerror(errno));

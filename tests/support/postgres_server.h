@@ -1,9 +1,10 @@
 #pragma once
 // A throwaway PostgreSQL 15 server for tests: initdb in a fresh temporary directory, listening on
 // a free port of 127.0.0.1 and on a unix socket inside that directory, removed on destruction.
-// As root the server runs as the `postgres` user (initdb and postgres refuse root).
-// Anything that keeps it from starting throws std::runtime_error carrying the tools' output, so a
-// test run fails loudly with the reason instead of skipping.
+// The directory is made in $KCACHE_TEST_PG_DIR if set, else in /dev/shm when it has room, else
+// /tmp. As root the server runs as the `postgres` user (initdb and postgres refuse root). Anything
+// that keeps it from starting throws std::runtime_error carrying the tools' output, so a test run
+// fails loudly with the reason instead of skipping.
 #include <filesystem>
 #include <memory>
 #include <string>

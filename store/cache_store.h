@@ -1,0 +1,142 @@
+#pragma once
+// The execution cache (DESIGN.md section 6): interfaces the webhook and the watcher code against,
+// and CacheStore, their PostgreSQL implementation over the Kubeflow Pipelines table.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kcache::store {
+
+enum class CacheScope { kNamespace, kCluster };  // namespace scope is the default
+
+struct CacheEntry {
+  int64_t id = 0;
+  std::string key;            // 64 hex chars
+  std::string namespaceName;  // "" for legacy rows written by Kubeflow
+  std::string podName;
+  std::string executionTemplate;   // raw ARGO_TEMPLATE
+  std::string executionOutput;     // Kubeflow's JSON (core::encodeExecutionOutput)
+  int64_t maxCacheStaleness = -1;  // seconds, negative = no limit
+  int64_t startedAtInSec = 0;
+  int64_t endedAtInSec = 0;
+  int64_t runDurationSeconds = 0;
+  int64_t hitCount = 0;
+  std::optional<int64_t> lastHitAtInSec;
+};
+
+struct NewEntry {
+  std::string key, namespaceName, podName, executionTemplate, executionOutput;
+  int64_t maxCacheStaleness = -1;
+  int64_t runDurationSeconds = 0;
+  int64_t recordedAtInSec = 0;  // "now" of the recorder: StartedAtInSec = EndedAtInSec = this
+};
+
+class StoreError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What the webhook needs. Implementations enforce their own deadline and throw StoreError
+// (with context) on failure or timeout; callers treat any exception as "no cache hit".
+class CacheLookup {
+ public:
+  virtual ~CacheLookup() = default;
+  virtual std::optional<CacheEntry> lookup(CacheScope scope, std::string_view namespaceName,
+                                           std::string_view key, int64_t podStalenessSeconds,
+                                           int64_t nowInSec) = 0;
+  // Hit accounting, must not block the caller on the database (queued, written in batches).
+  virtual void noteHit(int64_t entryId, int64_t nowInSec) = 0;
+};
+
+// What the watcher needs. Idempotent: recording the same (scope, namespace, key) again returns the
+// existing id, or replaces an older entry; returns the entry id.
+class CacheRecorder {
+ public:
+  virtual ~CacheRecorder() = default;
+  virtual int64_t record(CacheScope scope, const NewEntry& entry) = 0;
+};
+
+struct StoreOptions {
+  std::string dsn;  // libpq connection string, see buildDsn() in store/dsn.h
+  std::size_t poolSize = 4;
+  // Deadline of one lookup, end to end: waiting for a connection, then the query
+  // (statement_timeout on the server). During an outage lookups fail at once instead of waiting.
+  std::chrono::milliseconds lookupTimeout{500};
+  std::chrono::milliseconds writeTimeout{5000};        // record, hit flushes, stats
+  std::chrono::milliseconds gcBatchTimeout{30000};     // one GC batch
+  std::chrono::milliseconds migrationTimeout{600000};  // the whole schema migration
+  std::chrono::milliseconds hitFlushInterval{1000};
+  std::size_t hitBatchSize = 1000;      // entries per UPDATE of hit counters
+  std::size_t maxPendingHits = 100000;  // distinct entries queued; beyond that hits are dropped
+  std::chrono::milliseconds reconnectBackoffInitial{50};
+  std::chrono::milliseconds reconnectBackoffMax{1000};
+  bool migrateOnOpen = true;  // run the schema migrations in the constructor
+};
+
+struct GcOptions {
+  int64_t nowInSec = 0;
+  // Entries recorded more than this many seconds before now are deleted (an entry exactly this
+  // old survives, as in Kubeflow). Negative: no age limit.
+  int64_t maxStalenessSeconds = -1;
+  // Keep at most this many entries, evicting the least recently hit (never hit: oldest) first.
+  std::optional<int64_t> maxEntries;
+  int64_t batchSize = 1000;  // rows per DELETE, each its own short transaction
+};
+
+struct GcResult {
+  int64_t expiredDeleted = 0;
+  int64_t evictedDeleted = 0;
+  int64_t batches = 0;
+};
+
+struct NamespaceStats {
+  std::string namespaceName;  // "" for legacy rows
+  int64_t entries = 0;
+  int64_t hits = 0;
+};
+
+struct StoreStats {
+  int64_t entries = 0;
+  int64_t totalHits = 0;
+  int64_t computeSecondsSaved = 0;  // sum of hits x run duration
+  std::optional<int64_t> oldestEntryAtInSec;
+  std::optional<int64_t> newestEntryAtInSec;
+  int64_t tableBytes = 0;  // table, indexes and TOAST on disk
+  std::vector<NamespaceStats> perNamespace;
+  int64_t pendingHits = 0;  // queued, not yet written
+  int64_t droppedHits = 0;  // lost because the queue was full or a flush failed for good
+};
+
+// The PostgreSQL cache store. Thread-safe; one instance per process.
+class CacheStore : public CacheLookup, public CacheRecorder {
+ public:
+  explicit CacheStore(StoreOptions options);
+  ~CacheStore() override;  // flushes queued hits (bounded by writeTimeout)
+  CacheStore(const CacheStore&) = delete;
+  CacheStore& operator=(const CacheStore&) = delete;
+
+  std::optional<CacheEntry> lookup(CacheScope scope, std::string_view namespaceName,
+                                   std::string_view key, int64_t podStalenessSeconds,
+                                   int64_t nowInSec) override;
+  void noteHit(int64_t entryId, int64_t nowInSec) override;
+  int64_t record(CacheScope scope, const NewEntry& entry) override;
+
+  // Applies the pending schema migrations under an advisory lock; returns how many it applied.
+  int migrate();
+  // Writes the queued hits now (the background flusher does this every hitFlushInterval).
+  void flushHits();
+  GcResult gc(const GcOptions& options);
+  StoreStats stats();
+  // "user@host:port/db", never the password.
+  const std::string& target() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kcache::store

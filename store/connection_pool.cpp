@@ -1,0 +1,105 @@
+#include "store/connection_pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "store/cache_store.h"
+#include "store/dsn.h"
+
+namespace kcache::store {
+
+ConnectionPool::ConnectionPool(PoolOptions options) : options_(std::move(options)) {
+  options_.size = std::max<std::size_t>(options_.size, 1);
+}
+
+ConnectionPool::Lease::Lease(Lease&& other) noexcept
+    : pool_(other.pool_), connection_(std::move(other.connection_)), broken_(other.broken_) {
+  other.pool_ = nullptr;
+}
+
+ConnectionPool::Lease::~Lease() {
+  if (pool_ != nullptr && connection_) pool_->giveBack(std::move(connection_), broken_);
+}
+
+ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  while (idle_.empty() && open_ >= options_.size) {
+    if (released_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        open_ >= options_.size) {
+      throw StoreError("no free connection to PostgreSQL at " + options_.target + " within the " +
+                       "deadline (pool of " + std::to_string(options_.size) + " busy)");
+    }
+  }
+  if (!idle_.empty()) {
+    auto connection = std::move(idle_.back());
+    idle_.pop_back();
+    return Lease(this, std::move(connection));
+  }
+  const auto now = Clock::now();
+  if (now < nextConnectAttempt_) {
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(nextConnectAttempt_ - now);
+    throw StoreError("PostgreSQL at " + options_.target + " is unreachable (next attempt in " +
+                     std::to_string(wait.count()) + " ms): " + lastConnectError_);
+  }
+  ++open_;
+  lock.unlock();
+  try {
+    auto connection = connect();
+    lock.lock();
+    if (backoff_.count() > 0)
+      spdlog::info("store: reconnected to PostgreSQL at {}", options_.target);
+    backoff_ = std::chrono::milliseconds(0);
+    nextConnectAttempt_ = {};
+    return Lease(this, std::move(connection));
+  } catch (const std::exception& error) {
+    const std::string message = redact(error.what(), passwordOf(options_.dsn));
+    lock.lock();
+    --open_;
+    backoff_ = backoff_.count() == 0 ? options_.backoffInitial
+                                     : std::min(backoff_ * 2, options_.backoffMax);
+    nextConnectAttempt_ = Clock::now() + backoff_;
+    lastConnectError_ = message;
+    released_.notify_one();
+    spdlog::warn("store: cannot connect to PostgreSQL at {} (retry in {} ms): {}", options_.target,
+                 backoff_.count(), message);
+    throw StoreError("cannot connect to PostgreSQL at " + options_.target + ": " + message);
+  }
+}
+
+std::unique_ptr<pqxx::connection> ConnectionPool::connect() {
+  auto connection = std::make_unique<pqxx::connection>(options_.dsn);
+  if (options_.setup) options_.setup(*connection);
+  return connection;
+}
+
+void ConnectionPool::giveBack(std::unique_ptr<pqxx::connection> connection, bool broken) {
+  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    if (broken) {
+      --open_;
+      open_ -= idle_.size();
+      dropped = std::move(idle_);
+      idle_.clear();
+    } else {
+      idle_.push_back(std::move(connection));
+    }
+  }
+  released_.notify_all();
+  // Closing happens outside the lock: `dropped` and a broken `connection` die here.
+}
+
+void ConnectionPool::dropIdle() {
+  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    open_ -= idle_.size();
+    dropped = std::move(idle_);
+    idle_.clear();
+  }
+  released_.notify_all();
+}
+
+}  // namespace kcache::store

@@ -1,0 +1,32 @@
+#pragma once
+// Builds a libpq connection string from Kubeflow-style flags (--db_host, --db_port, --db_name,
+// --db_user, --db_password, --db_extra_params) and describes one without its password.
+#include <string>
+#include <string_view>
+
+namespace kcache::store {
+
+struct DatabaseFlags {
+  std::string host = "localhost";
+  int port = 5432;
+  std::string dbName = "cachedb";
+  std::string user = "postgres";
+  std::string password;
+  // Extra libpq parameters such as "sslmode=require": "key=value" pairs separated by '&', ',',
+  // ';' or spaces, or a JSON object {"sslmode": "verify-full", "sslrootcert": "/ca.pem"}.
+  std::string extraParams;
+};
+
+// Throws std::invalid_argument (never quoting the password) for malformed extra parameters.
+std::string buildDsn(const DatabaseFlags& flags);
+
+// "user@host:port/db" (plus sslmode when set) for logs and errors; never the password.
+std::string describeDsn(std::string_view dsn);
+
+// The password a connection string carries, or "" (used to scrub it from error messages).
+std::string passwordOf(std::string_view dsn);
+
+// Replaces every occurrence of `secret` in `message` by "***".
+std::string redact(std::string message, std::string_view secret);
+
+}  // namespace kcache::store

@@ -1,0 +1,66 @@
+#pragma once
+// The statements CacheStore prepares on every connection. Only parameters, never spliced values.
+#include <string>
+
+namespace kcache::store::sql {
+
+inline constexpr const char* kEntryColumns =
+    R"("ID", "ExecutionCacheKey", "Namespace", "PodName", "ExecutionTemplate", "ExecutionOutput",
+       "MaxCacheStaleness", "StartedAtInSec", "EndedAtInSec", "RunDurationInSec", "HitCount",
+       "LastHitAtInSec")";
+
+// $1 scope key, $2 cache key, $3 now, $4 pod staleness (never 0 here). Fresh by both the
+// entry's recorded staleness and the pod's, boundary inclusive as in Kubeflow; served by the
+// unique (ScopeKey, ExecutionCacheKey) index.
+inline const std::string kLookup = std::string("SELECT ") + kEntryColumns + R"(
+  FROM execution_caches
+  WHERE "ScopeKey" = $1 AND "ExecutionCacheKey" = $2 AND "StartedAtInSec" >= 0
+    AND ("MaxCacheStaleness" < 0 OR $3::bigint - "StartedAtInSec" <= "MaxCacheStaleness")
+    AND ($4::bigint < 0 OR $3::bigint - "StartedAtInSec" <= $4::bigint)
+  ORDER BY "StartedAtInSec" DESC, "ID" DESC
+  LIMIT 1)";
+
+// A newer result replaces the entry in place (same id, hit counters restart); an equal or older
+// one leaves it alone and returns no row.
+inline const std::string kUpsert = R"(
+  INSERT INTO execution_caches AS current
+    ("ExecutionCacheKey", "ExecutionTemplate", "ExecutionOutput", "MaxCacheStaleness",
+     "StartedAtInSec", "EndedAtInSec", "Namespace", "ScopeKey", "PodName", "RunDurationInSec",
+     "HitCount")
+  VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, 0)
+  ON CONFLICT ("ScopeKey", "ExecutionCacheKey") DO UPDATE SET
+    "ExecutionTemplate" = EXCLUDED."ExecutionTemplate",
+    "ExecutionOutput" = EXCLUDED."ExecutionOutput",
+    "MaxCacheStaleness" = EXCLUDED."MaxCacheStaleness",
+    "StartedAtInSec" = EXCLUDED."StartedAtInSec",
+    "EndedAtInSec" = EXCLUDED."EndedAtInSec",
+    "Namespace" = EXCLUDED."Namespace",
+    "PodName" = EXCLUDED."PodName",
+    "RunDurationInSec" = EXCLUDED."RunDurationInSec",
+    "HitCount" = 0,
+    "LastHitAtInSec" = NULL
+  WHERE current."StartedAtInSec" < EXCLUDED."StartedAtInSec"
+  RETURNING "ID")";
+
+inline const std::string kExistingId =
+    R"(SELECT "ID" FROM execution_caches WHERE "ScopeKey" = $1 AND "ExecutionCacheKey" = $2)";
+
+// $1 ids, $2 hit counts, $3 last hit times, as bigint array literals.
+inline const std::string kHits = R"(
+  UPDATE execution_caches AS e
+  SET "HitCount" = e."HitCount" + v.hits,
+      "LastHitAtInSec" = GREATEST(COALESCE(e."LastHitAtInSec", v.last), v.last)
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, hits, last)
+  WHERE e."ID" = v.id)";
+
+inline const std::string kGcExpired = R"(
+  DELETE FROM execution_caches WHERE "ID" IN (
+    SELECT "ID" FROM execution_caches WHERE "StartedAtInSec" < $1
+    ORDER BY "StartedAtInSec" LIMIT $2))";
+
+inline const std::string kGcEvict = R"(
+  DELETE FROM execution_caches WHERE "ID" IN (
+    SELECT "ID" FROM execution_caches
+    ORDER BY COALESCE("LastHitAtInSec", "StartedAtInSec"), "ID" LIMIT $1))";
+
+}  // namespace kcache::store::sql

@@ -1,0 +1,171 @@
+// Migrations: an empty database, a database Kubeflow Pipelines wrote (duplicates included), and
+// servers migrating at the same time.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "store/sql.h"
+#include "tests/store/store_fixture.h"
+
+namespace kcache::store::testing {
+namespace {
+
+// The table as Kubeflow Pipelines' GORM AutoMigrate leaves it on PostgreSQL.
+constexpr const char* kKubeflowSchema = R"(
+  CREATE TABLE "execution_caches" ("ID" bigserial,"ExecutionCacheKey" text NOT NULL,
+    "ExecutionTemplate" text NOT NULL,"ExecutionOutput" text NOT NULL,
+    "MaxCacheStaleness" bigint NOT NULL,"StartedAtInSec" bigint NOT NULL,
+    "EndedAtInSec" bigint NOT NULL,PRIMARY KEY ("ID"));
+  CREATE INDEX IF NOT EXISTS "idx_cache_key" ON "execution_caches" ("ExecutionCacheKey");
+  CREATE INDEX IF NOT EXISTS "composite_id_idx" ON "execution_caches" ("ID","StartedAtInSec");)";
+
+std::string kubeflowRow(const std::string& key, const std::string& output, int64_t maxStaleness,
+                        int64_t startedAt) {
+  return "INSERT INTO execution_caches (\"ExecutionCacheKey\", \"ExecutionTemplate\", "
+         "\"ExecutionOutput\", \"MaxCacheStaleness\", \"StartedAtInSec\", \"EndedAtInSec\") "
+         "VALUES ('" +
+         key + "', '{}', '" + output + "', " + std::to_string(maxStaleness) + ", " +
+         std::to_string(startedAt) + ", " + std::to_string(startedAt) + ");";
+}
+
+int64_t nowInSec() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TEST_F(StoreTest, OpeningAnEmptyDatabaseCreatesTheKubeflowTableAndKcacheSchema) {
+  store();
+  const pqxx::result columns =
+      sql("SELECT column_name, data_type FROM information_schema.columns "
+          "WHERE table_name = 'execution_caches' ORDER BY ordinal_position");
+  std::vector<std::string> names;
+  for (const auto& row : columns) names.push_back(row[0].as<std::string>());
+  const std::vector<std::string> expected = {"ID",
+                                             "ExecutionCacheKey",
+                                             "ExecutionTemplate",
+                                             "ExecutionOutput",
+                                             "MaxCacheStaleness",
+                                             "StartedAtInSec",
+                                             "EndedAtInSec",
+                                             "Namespace",
+                                             "ScopeKey",
+                                             "PodName",
+                                             "RunDurationInSec",
+                                             "HitCount",
+                                             "LastHitAtInSec"};
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(columns[0][1].as<std::string>(), "bigint");
+  EXPECT_EQ(columns[1][1].as<std::string>(), "text");
+
+  std::set<std::string> indexes;
+  for (const auto& row :
+       sql("SELECT indexname FROM pg_indexes WHERE tablename = 'execution_caches'"))
+    indexes.insert(row[0].as<std::string>());
+  for (const char* name : {"execution_caches_pkey", "idx_cache_key", "composite_id_idx",
+                           "kcache_scope_key_uidx", "kcache_started_idx", "kcache_recency_idx"}) {
+    EXPECT_TRUE(indexes.count(name)) << name;
+  }
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 3);
+  EXPECT_EQ(scalar("SELECT max(version) FROM kcache_schema_migrations"), 3);
+  EXPECT_EQ(store().migrate(), 0) << "a second migration must find nothing to do";
+}
+
+TEST_F(StoreTest, LookupIsServedByTheUniqueIndex) {
+  store();
+  pqxx::connection connection(dsn_);
+  pqxx::nontransaction txn(connection);
+  txn.exec("SET enable_seqscan = off");  // a tiny table would otherwise just be scanned
+  txn.exec("PREPARE lookup(text, text, bigint, bigint) AS " + sql::kLookup);
+  std::string plan;
+  for (const auto& row : txn.exec("EXPLAIN EXECUTE lookup('team-a', 'k', 100, -1)")) {
+    plan += row[0].as<std::string>() + "\n";
+  }
+  EXPECT_NE(plan.find("kcache_scope_key_uidx"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
+}
+
+TEST_F(StoreTest, KubeflowDatabaseWithDuplicatesIsMigratedKeepingTheNewestUsableEntry) {
+  const int64_t now = nowInSec();
+  const std::string a = keyOf('a'), b = keyOf('b'), c = keyOf('c');
+  sql(std::string(kKubeflowSchema) + kubeflowRow(a, "a-old", -1, now - 300) +
+      kubeflowRow(a, "a-newest", -1, now - 100) + kubeflowRow(a, "a-middle", -1, now - 200) +
+      // b's newest row was written with P0D and can never hit; the older one still can.
+      kubeflowRow(b, "b-usable", -1, now - 500) + kubeflowRow(b, "b-dead", 0, now - 50) +
+      kubeflowRow(c, "c-only", 3600, now - 10));
+
+  CacheStore& s = store();
+  EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 3);
+  const auto hitA = s.lookup(CacheScope::kCluster, "", a, -1, now);
+  ASSERT_TRUE(hitA);
+  EXPECT_EQ(hitA->executionOutput, "a-newest");
+  EXPECT_EQ(hitA->namespaceName, "");
+  EXPECT_EQ(hitA->hitCount, 0);
+  const auto hitB = s.lookup(CacheScope::kCluster, "", b, -1, now);
+  ASSERT_TRUE(hitB);
+  EXPECT_EQ(hitB->executionOutput, "b-usable");
+  const auto hitC = s.lookup(CacheScope::kCluster, "", c, -1, now);
+  ASSERT_TRUE(hitC);
+  EXPECT_EQ(hitC->maxCacheStaleness, 3600);
+  // Legacy rows belong to nobody: a namespace never sees them.
+  EXPECT_FALSE(s.lookup(CacheScope::kNamespace, "team-a", a, -1, now));
+
+  // Kubeflow's own writer keeps working on the migrated table (its INSERT names only its columns)
+  // and the unique index now refuses the duplicates it used to let through.
+  sql(kubeflowRow(keyOf('d'), "d", -1, now));
+  EXPECT_THROW(sql(kubeflowRow(keyOf('d'), "d-again", -1, now)), pqxx::unique_violation);
+}
+
+TEST_F(StoreTest, ExistingNamespaceColumnFromNewerKubeflowKeepsItsOwners) {
+  const int64_t now = nowInSec();
+  sql(std::string(kKubeflowSchema) + "ALTER TABLE execution_caches ADD COLUMN \"Namespace\" text;" +
+      kubeflowRow(keyOf('e'), "legacy", -1, now - 10) + kubeflowRow(keyOf('e'), "owned", -1, now) +
+      "UPDATE execution_caches SET \"Namespace\" = 'team-a' WHERE \"ExecutionOutput\" = 'owned';");
+  CacheStore& s = store();
+  EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 2);
+  const auto owned = s.lookup(CacheScope::kNamespace, "team-a", keyOf('e'), -1, now);
+  ASSERT_TRUE(owned);
+  EXPECT_EQ(owned->executionOutput, "owned");
+  EXPECT_EQ(owned->namespaceName, "team-a");
+  const auto legacy = s.lookup(CacheScope::kCluster, "", keyOf('e'), -1, now);
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->executionOutput, "legacy");
+  EXPECT_FALSE(s.lookup(CacheScope::kNamespace, "team-b", keyOf('e'), -1, now));
+}
+
+TEST_F(StoreTest, StoresMigratingAtOnceApplyEachMigrationOnce) {
+  constexpr int kServers = 4;
+  std::vector<std::unique_ptr<CacheStore>> stores;
+  for (int i = 0; i < kServers; ++i) {
+    StoreOptions opts = options();
+    opts.migrateOnOpen = false;
+    stores.push_back(std::make_unique<CacheStore>(opts));
+  }
+  std::atomic<int> ready{0};
+  std::atomic<int> applied{0};
+  std::vector<std::string> errors(kServers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kServers; ++i) {
+    threads.emplace_back([&, i] {
+      ready.fetch_add(1);
+      while (ready.load() < kServers) std::this_thread::yield();
+      try {
+        applied.fetch_add(stores[i]->migrate());
+      } catch (const std::exception& error) {
+        errors[i] = error.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& error : errors) EXPECT_EQ(error, "");
+  EXPECT_EQ(applied.load(), 3);
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 3);
+  const int64_t id = stores[0]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10));
+  EXPECT_EQ(stores[1]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10)), id);
+}
+
+}  // namespace
+}  // namespace kcache::store::testing

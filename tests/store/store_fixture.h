@@ -1,0 +1,63 @@
+#pragma once
+// A fresh database per test on the binary's shared PostgreSQL server, plus helpers to look at it
+// directly with SQL.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+
+#include "store/cache_store.h"
+#include "tests/support/postgres_server.h"
+
+namespace kcache::store::testing {
+
+inline std::string keyOf(char c) {
+  return std::string(64, c);
+}
+
+inline NewEntry makeEntry(std::string key, std::string ns, int64_t recordedAt,
+                          int64_t maxStaleness = -1, std::string output = "{\"outputs\":1}") {
+  NewEntry entry;
+  entry.key = std::move(key);
+  entry.namespaceName = std::move(ns);
+  entry.podName = "pod-" + std::to_string(recordedAt);
+  entry.executionTemplate = "{\"container\":{\"image\":\"python:3.11\"}}";
+  entry.executionOutput = std::move(output);
+  entry.maxCacheStaleness = maxStaleness;
+  entry.runDurationSeconds = 42;
+  entry.recordedAtInSec = recordedAt;
+  return entry;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dsn_ = test_support::PostgresServer::shared().createFreshDatabase(); }
+
+  StoreOptions options() const {
+    StoreOptions options;
+    options.dsn = dsn_;
+    options.hitFlushInterval = std::chrono::milliseconds(50);
+    return options;
+  }
+
+  CacheStore& store() {
+    if (!store_) store_ = std::make_unique<CacheStore>(options());
+    return *store_;
+  }
+
+  pqxx::result sql(const std::string& statement) {
+    pqxx::connection connection(dsn_);
+    pqxx::work txn(connection);
+    pqxx::result result = txn.exec(statement);
+    txn.commit();
+    return result;
+  }
+
+  int64_t scalar(const std::string& statement) { return sql(statement)[0][0].as<int64_t>(); }
+
+  std::string dsn_;
+  std::unique_ptr<CacheStore> store_;
+};
+
+}  // namespace kcache::store::testing
