@@ -581,6 +581,8 @@ def chart_refusals():
         ("unknown cache scope", dict(base, server={"cacheScope": "global"}), "cacheScope"),
         ("unknown value", dict(base, replicas=3), "additional properties"),
         ("root pod", dict(base, podSecurityContext={"runAsNonRoot": False}), "runAsNonRoot"),
+        ("user id 0", dict(base, podSecurityContext={"runAsUser": 0}), "runAsUser"),
+        ("added capability", dict(base, securityContext={"capabilities": {"add": ["NET_ADMIN"]}}), "capabilities"),
         ("privilege escalation", dict(base, securityContext={"allowPrivilegeEscalation": True, "runAsNonRoot": True}), "allowPrivilegeEscalation"),
         ("webhook timeout over 30 s", dict(base, webhook={"timeoutSeconds": 31}), "timeoutSeconds"),
         ("staleness not ISO-8601", dict(base, cache={"defaultStaleness": "30d"}), "defaultStaleness"),
@@ -592,6 +594,32 @@ def chart_refusals():
         out = helm_template(vf)
         check(out.returncode != 0 and needle in out.stderr, f"chart refuses: {what}",
               f"rc={out.returncode} stderr={out.stderr.strip()[-300:]}")
+
+
+def chart_documentation():
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
+    readme = open(os.path.join(CHART, "README.md")).read()
+    documented = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", readme, re.M))
+
+    def leaves(node, path):
+        if isinstance(node, dict) and node:
+            for key, child in node.items():
+                yield from leaves(child, path + [key])
+        else:
+            yield path
+
+    for path in leaves(values, []):
+        node, described = schema, False
+        for key in path:
+            props = node.get("properties", {})
+            if key not in props:
+                break
+            node = props[key]
+            described = described or bool(node.get("description"))
+        dotted = ".".join(path)
+        check(described, f"values.schema.json describes {dotted}")
+        check(any(dotted == d or dotted.startswith(d + ".") for d in documented), f"README.md documents {dotted}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -869,6 +897,7 @@ def check_runtime_packages():
 for title, step in (
         ("chart: helm lint + helm template, 3 certificate modes x 3 databases x 2 watch scopes", chart_matrix),
         ("chart: NOTES.txt", chart_notes),
+        ("chart: every value in values.schema.json and README.md", chart_documentation),
         ("chart: refuses bad values", chart_refusals),
         ("chart: upgrade reuses the generated certificate and password (lookup, fake API server)", upgrade_reuse),
         ("manifests/base (kubectl kustomize)", check_base),
