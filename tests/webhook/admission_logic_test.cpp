@@ -1,0 +1,431 @@
+// The admission decision and patch, end to end through AdmissionHandler::handle (no network):
+// every skip rule, miss, hit, both review versions, both scopes, staleness combinations, pods
+// without annotations, CACHE_IMAGE and CACHE_NODE_RESTRICTIONS. Patches are applied with
+// nlohmann's json::patch() and the resulting pod is checked.
+#include <gtest/gtest.h>
+
+#include "core/execution_key.h"
+#include "core/execution_output.h"
+#include "core/pod_contract.h"
+#include "core/pod_template.h"
+#include "tests/webhook/webhook_test_support.h"
+#include "webhook/admission_handler.h"
+#include "webhook/config.h"
+#include "webhook/patch.h"
+
+namespace kcache::webhook {
+namespace {
+
+using nlohmann::json;
+using testing::AppliedAnswer;
+using testing::MemoryLookup;
+namespace contract = core::contract;
+
+constexpr int64_t kNow = 1'800'000'000;
+constexpr const char* kOutputs =
+    R"({"parameters":[{"name":"train-accuracy","value":"0.93"}],"artifacts":[{"name":"train-model","s3":{"key":"artifacts/run-1/model.tgz"}}],"exitCode":"0"})";
+
+std::string keyOf(const json& review) {
+  const auto found = core::findArgoTemplate(review.at("request").at("object"));
+  EXPECT_TRUE(found.has_value());
+  return core::computeExecutionKey(found->argoTemplate).value().hex();
+}
+
+const json& podOf(const json& review) {
+  return review.at("request").at("object");
+}
+
+class AdmissionLogicTest : public ::testing::Test {
+ protected:
+  AppliedAnswer admit(const json& review) {
+    AdmissionHandler handler(config, lookup, metrics, nullptr, [] { return kNow; });
+    const auto answer = handler.handle(review.dump());
+    EXPECT_EQ(answer.httpStatus, 200) << answer.body;
+    auto applied = testing::applyAnswer(podOf(review), answer.body);
+    EXPECT_TRUE(applied.allowed);
+    EXPECT_EQ(applied.review.at("apiVersion"), review.at("apiVersion"));
+    EXPECT_EQ(applied.review.at("kind"), "AdmissionReview");
+    EXPECT_EQ(applied.review.at("response").at("uid"), review.at("request").at("uid"));
+    if (applied.hasPatch) {
+      EXPECT_EQ(applied.review.at("response").at("patchType"), "JSONPatch");
+    } else {
+      EXPECT_FALSE(applied.review.at("response").contains("patchType"));
+    }
+    return applied;
+  }
+
+  int64_t record(const json& review, const std::string& namespaceName, int64_t ageSeconds = 60,
+                 int64_t maxStaleness = -1) {
+    store::CacheEntry entry;
+    entry.key = keyOf(review);
+    entry.namespaceName = namespaceName;
+    entry.podName = "earlier-pod";
+    entry.executionOutput = core::encodeExecutionOutput({kOutputs, "42"});
+    entry.maxCacheStaleness = maxStaleness;
+    entry.startedAtInSec = kNow - ageSeconds;
+    entry.endedAtInSec = entry.startedAtInSec;
+    entry.runDurationSeconds = 300;
+    return lookup.add(entry);
+  }
+
+  double counterValue(const std::string& name, const core::MetricLabels& labels) {
+    return metrics.counter(name, "", labels).value();
+  }
+
+  void expectSkipped(const std::string& fixture, const std::string& reason) {
+    const auto review = testing::fixtureJson(fixture);
+    const auto applied = admit(review);
+    EXPECT_FALSE(applied.hasPatch) << fixture;
+    EXPECT_EQ(applied.patchedPod, podOf(review));
+    EXPECT_EQ(counterValue("kcache_admission_skips_total", {{"reason", reason}}), 1) << fixture;
+    EXPECT_EQ(lookup.lookups(), 0) << fixture << " must not reach the store";
+  }
+
+  void expectMissPatch(const json& review, const AppliedAnswer& applied) {
+    ASSERT_TRUE(applied.hasPatch);
+    json expected = podOf(review);
+    expected["metadata"]["annotations"][std::string(contract::kExecutionCacheKeyAnnotation)] =
+        keyOf(review);
+    expected["metadata"]["labels"][std::string(contract::kCacheIdLabel)] = "";
+    EXPECT_EQ(applied.patchedPod, expected) << "a miss only tags the pod";
+  }
+
+  void expectHitPod(const json& review, const AppliedAnswer& applied, int64_t entryId) {
+    ASSERT_TRUE(applied.hasPatch);
+    const json& pod = applied.patchedPod;
+    const json& original = podOf(review);
+    ASSERT_EQ(pod["spec"]["containers"].size(), 1u);
+    EXPECT_EQ(pod["spec"]["containers"][0], json::parse(R"({"name":"main",
+        "image":"ghcr.io/containerd/busybox",
+        "command":["echo","\"This step output is taken from cache.\""],
+        "resources":{"requests":{"cpu":"10m","memory":"16Mi"}}})"));
+    EXPECT_FALSE(pod["spec"].contains("initContainers"));
+    EXPECT_FALSE(pod["spec"].contains("affinity"));
+    EXPECT_FALSE(pod["spec"].contains("nodeSelector"));
+    EXPECT_EQ(pod["spec"]["tolerations"], original["spec"]["tolerations"]);
+    EXPECT_EQ(pod["spec"]["volumes"], original["spec"]["volumes"]);
+    const json& annotations = pod["metadata"]["annotations"];
+    EXPECT_EQ(annotations[std::string(contract::kExecutionCacheKeyAnnotation)], keyOf(review));
+    EXPECT_EQ(annotations[std::string(contract::kArgoOutputsAnnotation)], kOutputs);
+    const json& labels = pod["metadata"]["labels"];
+    EXPECT_EQ(labels[std::string(contract::kCacheIdLabel)], std::to_string(entryId));
+    EXPECT_EQ(labels[std::string(contract::kReusedFromCacheLabel)], "true");
+    EXPECT_EQ(labels[std::string(contract::kMetadataExecutionIdLabel)], "42");
+    EXPECT_EQ(labels[std::string(contract::kMetadataWrittenLabel)], "true");
+    // Everything other webhooks or Argo set stays.
+    for (const auto& [name, value] : original["metadata"]["labels"].items()) {
+      EXPECT_EQ(labels[name], value) << name;
+    }
+    if (original["metadata"].contains("annotations")) {
+      for (const auto& [name, value] : original["metadata"]["annotations"].items()) {
+        EXPECT_EQ(annotations[name], value) << name;
+      }
+    }
+  }
+
+  MemoryLookup lookup;
+  core::MetricsRegistry metrics;
+  AdmissionConfig config;
+};
+
+TEST_F(AdmissionLogicTest, SkipsKubeSystem) {
+  expectSkipped("skip-kube-system-v1beta1.json", "system_namespace");
+}
+TEST_F(AdmissionLogicTest, SkipsPodsWithoutCacheEnabledLabel) {
+  expectSkipped("skip-cache-not-enabled-v1.json", "cache_not_enabled");
+}
+TEST_F(AdmissionLogicTest, SkipsTfxByLabel) {
+  expectSkipped("skip-tfx-label-v1.json", "tfx");
+}
+TEST_F(AdmissionLogicTest, SkipsTfxByEntrypoint) {
+  expectSkipped("skip-tfx-entrypoint-v1.json", "tfx");
+}
+TEST_F(AdmissionLogicTest, SkipsKfpV2) {
+  expectSkipped("skip-kfp-v2-v1.json", "kfp_v2");
+}
+TEST_F(AdmissionLogicTest, SkipsPodsWithoutArgoTemplate) {
+  expectSkipped("skip-no-template-v1.json", "no_argo_template");
+}
+TEST_F(AdmissionLogicTest, SkipsStalenessZeroFromAnnotation) {
+  expectSkipped("skip-staleness-zero-v1.json", "staleness_disabled");
+}
+TEST_F(AdmissionLogicTest, SkipsOtherResources) {
+  expectSkipped("skip-configmap-v1.json", "not_pod_create");
+}
+
+TEST_F(AdmissionLogicTest, SkipsUpdatesAndSubresources) {
+  auto update = testing::fixtureJson("argo-3.5-v1.json");
+  update["request"]["operation"] = "UPDATE";
+  EXPECT_FALSE(admit(update).hasPatch);
+  auto subresource = testing::fixtureJson("argo-3.5-v1.json");
+  subresource["request"]["subResource"] = "status";
+  EXPECT_FALSE(admit(subresource).hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_skips_total", {{"reason", "not_pod_create"}}), 2);
+  EXPECT_EQ(lookup.lookups(), 0);
+}
+
+TEST_F(AdmissionLogicTest, SkipsWhenDefaultStalenessIsZero) {
+  config.staleness = core::StalenessPolicy(std::string_view("P0D"), std::nullopt);
+  expectSkipped("argo-3.5-v1.json", "staleness_disabled");
+}
+
+TEST_F(AdmissionLogicTest, SkipsWhenMaximumStalenessIsZero) {
+  config.staleness = core::StalenessPolicy(std::nullopt, std::string_view("PT0S"));
+  expectSkipped("argo-3.5-v1.json", "staleness_disabled");
+}
+
+TEST_F(AdmissionLogicTest, UnusableTemplateIsAnErrorWithoutPatch) {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  for (auto* containers : {&review["request"]["object"]["spec"]["containers"],
+                           &review["request"]["object"]["spec"]["initContainers"]}) {
+    for (auto& container : *containers) {
+      for (auto& env : container["env"]) {
+        if (env["name"] == "ARGO_TEMPLATE") env["value"] = "offloaded";
+      }
+    }
+  }
+  const auto applied = admit(review);
+  EXPECT_FALSE(applied.hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_errors_total", {{"reason", "bad_template"}}), 1);
+}
+
+TEST_F(AdmissionLogicTest, ObjectThatIsNotAPodIsAnErrorWithoutPatch) {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  review["request"]["object"] = json::array({1, 2, 3});
+  EXPECT_FALSE(admit(review).hasPatch);
+  review["request"]["object"] = json{{"metadata", "x"}, {"spec", {}}};
+  EXPECT_FALSE(admit(review).hasPatch);
+  review["request"]["object"] = json{{"metadata", {{"labels", {{"a", "b"}}}}}};
+  EXPECT_FALSE(admit(review).hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_errors_total", {{"reason", "unexpected_object"}}), 3);
+}
+
+TEST_F(AdmissionLogicTest, MissTagsThePodV1) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto applied = admit(review);
+  expectMissPatch(review, applied);
+  // One op per key: the maps other webhooks wrote are not replaced.
+  ASSERT_EQ(applied.patch.size(), 2u);
+  EXPECT_EQ(applied.patch[0]["path"],
+            "/metadata/annotations/pipelines.kubeflow.org~1execution_cache_key");
+  EXPECT_EQ(applied.patch[1]["path"], "/metadata/labels/pipelines.kubeflow.org~1cache_id");
+  EXPECT_EQ(counterValue("kcache_admission_requests_total", {{"outcome", "miss"}}), 1);
+}
+
+TEST_F(AdmissionLogicTest, MissTagsThePodV1beta1) {
+  const auto review = testing::fixtureJson("argo-3.3-v1beta1.json");
+  expectMissPatch(review, admit(review));
+}
+
+TEST_F(AdmissionLogicTest, MissOnPodWithoutAnnotationsAddsTheMap) {
+  const auto review = testing::fixtureJson("no-annotations-v1.json");
+  const auto applied = admit(review);
+  expectMissPatch(review, applied);
+  EXPECT_EQ(applied.patch[0]["path"], "/metadata/annotations");
+}
+
+TEST_F(AdmissionLogicTest, HitRewritesThePodV1) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto id = record(review, "team-a");
+  const auto applied = admit(review);
+  expectHitPod(review, applied, id);
+  EXPECT_EQ(lookup.notedHits(), std::vector<int64_t>{id});
+  EXPECT_EQ(counterValue("kcache_admission_requests_total", {{"outcome", "hit"}}), 1);
+  EXPECT_EQ(counterValue("kcache_compute_seconds_saved_total", {}), 300);
+}
+
+TEST_F(AdmissionLogicTest, HitRewritesThePodV1beta1) {
+  const auto review = testing::fixtureJson("argo-3.3-v1beta1.json");
+  expectHitPod(review, admit(review), record(review, "team-a"));
+}
+
+TEST_F(AdmissionLogicTest, HitOnArgo36PodFindsTheTemplateOnInit) {
+  const auto review = testing::fixtureJson("argo-3.6-init-only-v1.json");
+  expectHitPod(review, admit(review), record(review, "team-a"));
+}
+
+TEST_F(AdmissionLogicTest, HitOnPodWithoutAnnotations) {
+  const auto review = testing::fixtureJson("no-annotations-v1.json");
+  const auto id = record(review, "team-a");
+  const auto applied = admit(review);
+  expectHitPod(review, applied, id);
+  EXPECT_EQ(applied.patchedPod["metadata"]["annotations"].size(), 2u);
+}
+
+TEST_F(AdmissionLogicTest, HitOnPodWithoutLabelsMapStillValid) {
+  // Only reachable when cache_enabled arrives some other way; the patch must still apply.
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto id = record(review, "team-a");
+  AdmissionDecision decision;
+  decision.key = keyOf(review);
+  decision.outcome = Hit{id, {kOutputs, "42"}, 300};
+  json pod = podOf(review);
+  pod["metadata"].erase("labels");
+  pod["metadata"].erase("annotations");
+  const auto patch = buildPatch(pod, decision, config);
+  ASSERT_TRUE(patch.has_value());
+  const auto patched = pod.patch(*patch);
+  EXPECT_EQ(patched["metadata"]["labels"][std::string(contract::kCacheIdLabel)],
+            std::to_string(id));
+  EXPECT_EQ(patched["metadata"]["annotations"].size(), 2u);
+}
+
+TEST_F(AdmissionLogicTest, HitKeepsNodeRestrictionsWhenConfigured) {
+  config.keepNodeRestrictions = true;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  record(review, "team-a");
+  const auto applied = admit(review);
+  EXPECT_EQ(applied.patchedPod["spec"]["affinity"], podOf(review)["spec"]["affinity"]);
+  EXPECT_EQ(applied.patchedPod["spec"]["nodeSelector"], podOf(review)["spec"]["nodeSelector"]);
+  EXPECT_FALSE(applied.patchedPod["spec"].contains("initContainers"));
+}
+
+TEST_F(AdmissionLogicTest, HitUsesCacheImage) {
+  auto loaded = loadAdmissionConfig(
+      [](std::string_view name) -> std::optional<std::string> {
+        if (name == "CACHE_IMAGE") return "registry.local/busybox:1.36";
+        return std::nullopt;
+      },
+      store::CacheScope::kNamespace);
+  config = loaded.config;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  record(review, "team-a");
+  EXPECT_EQ(admit(review).patchedPod["spec"]["containers"][0]["image"],
+            "registry.local/busybox:1.36");
+}
+
+TEST_F(AdmissionLogicTest, NamespaceScopeIsolatesTenants) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  record(review, "team-b");
+  expectMissPatch(review, admit(review));
+  ASSERT_TRUE(lookup.lastQuery().has_value());
+  EXPECT_EQ(lookup.lastQuery()->scope, store::CacheScope::kNamespace);
+  EXPECT_EQ(lookup.lastQuery()->namespaceName, "team-a");
+}
+
+TEST_F(AdmissionLogicTest, ClusterScopeSharesAcrossNamespaces) {
+  config.scope = store::CacheScope::kCluster;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto id = record(review, "team-b");
+  expectHitPod(review, admit(review), id);
+}
+
+TEST_F(AdmissionLogicTest, DryRunHitsAreNotCounted) {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  review["request"]["dryRun"] = true;
+  const auto id = record(review, "team-a");
+  expectHitPod(review, admit(review), id);
+  EXPECT_TRUE(lookup.notedHits().empty());
+}
+
+TEST_F(AdmissionLogicTest, UnreadableCachedOutputRunsTheStepAgain) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  store::CacheEntry entry;
+  entry.key = keyOf(review);
+  entry.namespaceName = "team-a";
+  entry.executionOutput = "not json";
+  entry.startedAtInSec = kNow - 10;
+  lookup.add(entry);
+  expectMissPatch(review, admit(review));
+  EXPECT_EQ(counterValue("kcache_cache_entries_unreadable_total", {}), 1);
+}
+
+// Staleness combinations of KFP-SEMANTICS.md section 3 (annotation A, default D, maximum M,
+// recorded staleness, entry age) as kcache resolves them (DESIGN.md section 5).
+struct StalenessCase {
+  const char* name;
+  std::optional<std::string> annotation, defaultStaleness, maximumStaleness;
+  int64_t entryMaxStaleness;
+  int64_t ageDays;
+  bool hit;
+};
+
+class StalenessTest : public AdmissionLogicTest,
+                      public ::testing::WithParamInterface<StalenessCase> {};
+
+TEST_P(StalenessTest, ResolvesLikeTheTable) {
+  const auto& param = GetParam();
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  if (param.annotation) {
+    review["request"]["object"]["metadata"]["annotations"]
+          [std::string(contract::kMaxCacheStalenessAnnotation)] = *param.annotation;
+  }
+  auto asView = [](const std::optional<std::string>& value) {
+    return value ? std::optional<std::string_view>(*value) : std::nullopt;
+  };
+  config.staleness =
+      core::StalenessPolicy(asView(param.defaultStaleness), asView(param.maximumStaleness));
+  const auto id = record(review, "team-a", param.ageDays * 86400, param.entryMaxStaleness);
+  const auto applied = admit(review);
+  if (param.hit) {
+    expectHitPod(review, applied, id);
+  } else {
+    expectMissPatch(review, applied);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, StalenessTest,
+    ::testing::Values(
+        StalenessCase{"nothing_set", {}, {}, {}, -1, 400, true},
+        StalenessCase{"annotation_fresh", "P30D", {}, {}, -1, 10, true},
+        StalenessCase{"annotation_stale", "P30D", {}, {}, -1, 31, false},
+        StalenessCase{"default_stale", {}, "P7D", {}, -1, 8, false},
+        StalenessCase{"annotation_wins_over_default", "P30D", "P7D", {}, -1, 8, true},
+        StalenessCase{"maximum_caps_annotation_fresh", "P30D", {}, "P7D", -1, 6, true},
+        StalenessCase{"maximum_caps_annotation_stale", "P30D", {}, "P7D", -1, 8, false},
+        StalenessCase{"maximum_caps_unlimited", {}, {}, "P7D", -1, 8, false},
+        StalenessCase{"invalid_annotation_uses_default", "30d", "P7D", {}, -1, 3, true},
+        StalenessCase{"negative_annotation_uses_default", "-P1D", {}, {}, -1, 100, true},
+        StalenessCase{"entry_recorded_with_zero", {}, {}, {}, 0, 1, false},
+        StalenessCase{"entry_own_limit_applies", "P1D", {}, {}, 86400, 2, false},
+        StalenessCase{"entry_own_limit_fresh", "P3D", {}, {}, 3 * 86400, 2, true}),
+    [](const ::testing::TestParamInfo<StalenessCase>& info) { return info.param.name; });
+
+TEST(AdmissionConfigTest, ReadsKubeflowEnvironment) {
+  std::map<std::string, std::string> env = {{"DEFAULT_CACHE_STALENESS", "P7D"},
+                                            {"MAXIMUM_CACHE_STALENESS", "P30D"},
+                                            {"CACHE_NODE_RESTRICTIONS", "True"},
+                                            {"CACHE_IMAGE", ""}};
+  auto loaded = loadAdmissionConfig(
+      [&](std::string_view name) -> std::optional<std::string> {
+        const auto it = env.find(std::string(name));
+        return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+      },
+      store::CacheScope::kCluster);
+  EXPECT_EQ(loaded.config.scope, store::CacheScope::kCluster);
+  EXPECT_EQ(loaded.config.staleness.defaultSeconds(), 7 * 86400);
+  EXPECT_EQ(loaded.config.staleness.maximumSeconds(), 30 * 86400);
+  EXPECT_TRUE(loaded.config.keepNodeRestrictions);
+  EXPECT_EQ(loaded.config.cacheImage, contract::kDefaultCacheImage);
+  EXPECT_EQ(loaded.warnings.size(), 1u) << "the empty CACHE_IMAGE is reported";
+}
+
+TEST(AdmissionConfigTest, InvalidValuesAreReportedNotFatal) {
+  auto loaded = loadAdmissionConfig(
+      [](std::string_view name) -> std::optional<std::string> {
+        if (name == "CACHE_NODE_RESTRICTIONS") return "yes";
+        if (name == "DEFAULT_CACHE_STALENESS") return "7 days";
+        return std::nullopt;
+      },
+      store::CacheScope::kNamespace);
+  EXPECT_FALSE(loaded.config.keepNodeRestrictions);
+  EXPECT_FALSE(loaded.config.staleness.defaultSeconds().has_value());
+  EXPECT_EQ(loaded.warnings.size(), 2u);
+}
+
+TEST(AdmissionConfigTest, GoBoolSpellings) {
+  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) EXPECT_EQ(parseGoBool(yes), true);
+  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"})
+    EXPECT_EQ(parseGoBool(no), false);
+  for (const char* bad : {"", "yes", "tRUE", "2"}) EXPECT_FALSE(parseGoBool(bad).has_value());
+}
+
+TEST(PatchTest, PointerTokensAreEscaped) {
+  EXPECT_EQ(escapePointerToken("a/b~c"), "a~1b~0c");
+  EXPECT_EQ(escapePointerToken("pipelines.kubeflow.org/cache_id"),
+            "pipelines.kubeflow.org~1cache_id");
+}
+
+}  // namespace
+}  // namespace kcache::webhook

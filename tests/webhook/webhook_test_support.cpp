@@ -1,0 +1,283 @@
+#include "tests/webhook/webhook_test_support.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "core/staleness.h"
+
+#ifndef KCACHE_ADMISSION_FIXTURES_DIR
+#error "KCACHE_ADMISSION_FIXTURES_DIR must point at tests/data/admission"
+#endif
+
+namespace kcache::webhook::testing {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+std::string readFixture(const std::string& name) {
+  const auto path = std::filesystem::path(KCACHE_ADMISSION_FIXTURES_DIR) / name;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read fixture " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+nlohmann::json fixtureJson(const std::string& name) {
+  return nlohmann::json::parse(readFixture(name));
+}
+
+int64_t MemoryLookup::add(store::CacheEntry entry) {
+  std::lock_guard lock(mutex_);
+  entry.id = static_cast<int64_t>(entries_.size()) + 1;
+  entries_.push_back(entry);
+  return entry.id;
+}
+
+std::optional<store::CacheEntry> MemoryLookup::lookup(store::CacheScope scope,
+                                                      std::string_view namespaceName,
+                                                      std::string_view key,
+                                                      int64_t podStalenessSeconds,
+                                                      int64_t nowInSec) {
+  ++lookups_;
+  std::lock_guard lock(mutex_);
+  last_ = LastQuery{scope, std::string(namespaceName), std::string(key), podStalenessSeconds};
+  std::optional<store::CacheEntry> best;
+  for (const auto& entry : entries_) {
+    if (entry.key != key) continue;
+    if (scope == store::CacheScope::kNamespace && entry.namespaceName != namespaceName) continue;
+    if (!core::StalenessPolicy::isFresh(nowInSec - entry.startedAtInSec, podStalenessSeconds,
+                                        entry.maxCacheStaleness)) {
+      continue;
+    }
+    if (!best || entry.startedAtInSec >= best->startedAtInSec) best = entry;
+  }
+  return best;
+}
+
+void MemoryLookup::noteHit(int64_t entryId, int64_t) {
+  std::lock_guard lock(mutex_);
+  hits_.push_back(entryId);
+}
+
+std::vector<int64_t> MemoryLookup::notedHits() const {
+  std::lock_guard lock(mutex_);
+  return hits_;
+}
+
+std::optional<MemoryLookup::LastQuery> MemoryLookup::lastQuery() const {
+  std::lock_guard lock(mutex_);
+  return last_;
+}
+
+void FaultyLookup::failWith(std::string message) {
+  std::lock_guard lock(mutex_);
+  failure_ = std::move(message);
+}
+
+void FaultyLookup::heal() {
+  std::lock_guard lock(mutex_);
+  failure_.reset();
+  stall_.store(0);
+}
+
+std::optional<store::CacheEntry> FaultyLookup::lookup(store::CacheScope scope,
+                                                      std::string_view namespaceName,
+                                                      std::string_view key,
+                                                      int64_t podStalenessSeconds,
+                                                      int64_t nowInSec) {
+  if (const auto stall = stall_.load(); stall > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(stall));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (failure_) throw store::StoreError(*failure_);
+  }
+  return inner_.lookup(scope, namespaceName, key, podStalenessSeconds, nowInSec);
+}
+
+TempDir::TempDir() {
+  std::random_device random;
+  const auto base = std::filesystem::temp_directory_path();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto candidate = base / ("kcache-webhook-test-" + std::to_string(::getpid()) + "-" +
+                             std::to_string(random()));
+    if (std::filesystem::create_directory(candidate)) {
+      path_ = candidate;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temporary directory in " + base.string());
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+void writeSelfSignedCertificate(const std::filesystem::path& certFile,
+                                const std::filesystem::path& keyFile,
+                                const std::string& commonName) {
+  const auto certTemp = certFile.string() + ".new";
+  const auto keyTemp = keyFile.string() + ".new";
+  const std::string command =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
+      " -subj /CN=" +
+      commonName + " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout '" + keyTemp +
+      "' -out '" + certTemp + "' 2>/dev/null";
+  if (std::system(command.c_str()) != 0) {
+    throw std::runtime_error("openssl could not create a test certificate: " + command);
+  }
+  std::filesystem::rename(keyTemp, keyFile);
+  std::filesystem::rename(certTemp, certFile);
+}
+
+struct HttpsClient::Impl {
+  net::io_context io;
+  ssl::context context{ssl::context::tls_client};
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  beast::flat_buffer buffer;
+};
+
+HttpsClient::HttpsClient(uint16_t port,
+                         const std::vector<std::filesystem::path>& trustedCertificates)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->context.set_verify_mode(ssl::verify_peer);
+  for (const auto& file : trustedCertificates) impl_->context.load_verify_file(file.string());
+  impl_->stream.emplace(impl_->io, impl_->context);
+  auto& stream = *impl_->stream;
+  SSL_set_tlsext_host_name(stream.native_handle(), "localhost");
+  stream.set_verify_callback(ssl::host_name_verification("localhost"));
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+  beast::get_lowest_layer(stream).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  stream.handshake(ssl::stream_base::client);
+}
+
+HttpsClient::~HttpsClient() = default;
+
+HttpResponse HttpsClient::request(const std::string& method, const std::string& target,
+                                  const std::string& body, const std::string& contentType) {
+  auto& stream = *impl_->stream;
+  http::request<http::string_body> request;
+  request.method_string(method);
+  request.target(target);
+  request.version(11);
+  request.set(http::field::host, "localhost");
+  if (!contentType.empty()) request.set(http::field::content_type, contentType);
+  request.keep_alive(true);
+  request.body() = body;
+  request.prepare_payload();
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+  http::write(stream, request);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  http::read(stream, impl_->buffer, parser);
+  HttpResponse response;
+  response.status = static_cast<int>(parser.get().result_int());
+  response.body = parser.get().body();
+  for (const auto& field : parser.get()) {
+    std::string name(field.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    response.headers[name] = std::string(field.value());
+  }
+  return response;
+}
+
+std::string HttpsClient::peerCommonName() const {
+  X509* certificate = SSL_get1_peer_certificate(impl_->stream->native_handle());
+  if (certificate == nullptr) return {};
+  char name[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, name, sizeof(name));
+  X509_free(certificate);
+  return name;
+}
+
+bool HttpsClient::closedByPeer() {
+  auto& stream = *impl_->stream;
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+  char byte = 0;
+  beast::error_code error;
+  stream.read_some(net::buffer(&byte, 1), error);
+  return error == net::error::eof || error == ssl::error::stream_truncated;
+}
+
+HttpResponse httpGet(uint16_t port, const std::string& target) {
+  net::io_context io;
+  beast::tcp_stream stream(io);
+  stream.expires_after(std::chrono::seconds(10));
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> request(http::verb::get, target, 11);
+  request.set(http::field::host, "localhost");
+  http::write(stream, request);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(stream, buffer, response);
+  HttpResponse result;
+  result.status = static_cast<int>(response.result_int());
+  result.body = response.body();
+  return result;
+}
+
+std::string base64Decode(const std::string& text) {
+  std::string out;
+  uint32_t accumulator = 0;
+  int bits = 0;
+  for (char c : text) {
+    int value;
+    if (c >= 'A' && c <= 'Z') {
+      value = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      value = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      value = c - '0' + 52;
+    } else if (c == '+') {
+      value = 62;
+    } else if (c == '/') {
+      value = 63;
+    } else if (c == '=') {
+      break;
+    } else {
+      throw std::invalid_argument("not base64");
+    }
+    accumulator = (accumulator << 6) | static_cast<uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((accumulator >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+AppliedAnswer applyAnswer(const nlohmann::json& pod, const std::string& answerBody) {
+  AppliedAnswer applied;
+  applied.review = nlohmann::json::parse(answerBody);
+  const auto& response = applied.review.at("response");
+  applied.allowed = response.at("allowed").get<bool>();
+  applied.hasPatch = response.contains("patch");
+  applied.patchedPod = pod;
+  if (applied.hasPatch) {
+    applied.patch = nlohmann::json::parse(base64Decode(response.at("patch").get<std::string>()));
+    applied.patchedPod = pod.patch(applied.patch);
+  }
+  return applied;
+}
+
+}  // namespace kcache::webhook::testing

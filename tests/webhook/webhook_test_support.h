@@ -1,0 +1,125 @@
+#pragma once
+// Helpers for the webhook tests: fixtures, an in-memory CacheLookup (for pure-logic tests and
+// failure injection), throwaway certificates, and a real HTTPS/HTTP client (Boost.Beast).
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/cache_store.h"
+
+namespace kcache::webhook::testing {
+
+std::string readFixture(const std::string& name);  // tests/data/admission/<name>
+nlohmann::json fixtureJson(const std::string& name);
+
+// Entries in memory with the store's semantics: newest fresh entry of the scope.
+class MemoryLookup : public store::CacheLookup {
+ public:
+  int64_t add(store::CacheEntry entry);  // assigns and returns the id
+  std::optional<store::CacheEntry> lookup(store::CacheScope scope, std::string_view namespaceName,
+                                          std::string_view key, int64_t podStalenessSeconds,
+                                          int64_t nowInSec) override;
+  void noteHit(int64_t entryId, int64_t nowInSec) override;
+  std::vector<int64_t> notedHits() const;
+  int lookups() const { return lookups_.load(); }
+  struct LastQuery {
+    store::CacheScope scope;
+    std::string namespaceName, key;
+    int64_t podStaleness = 0;
+  };
+  std::optional<LastQuery> lastQuery() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<store::CacheEntry> entries_;
+  std::vector<int64_t> hits_;
+  std::optional<LastQuery> last_;
+  std::atomic<int> lookups_{0};
+};
+
+// Wraps a lookup and, on command, fails (throws StoreError) or stalls before answering.
+class FaultyLookup : public store::CacheLookup {
+ public:
+  explicit FaultyLookup(store::CacheLookup& inner) : inner_(inner) {}
+  void failWith(std::string message);
+  void stallFor(std::chrono::milliseconds delay) { stall_.store(delay.count()); }
+  void heal();
+  std::optional<store::CacheEntry> lookup(store::CacheScope scope, std::string_view namespaceName,
+                                          std::string_view key, int64_t podStalenessSeconds,
+                                          int64_t nowInSec) override;
+  void noteHit(int64_t entryId, int64_t nowInSec) override { inner_.noteHit(entryId, nowInSec); }
+
+ private:
+  store::CacheLookup& inner_;
+  std::mutex mutex_;
+  std::optional<std::string> failure_;
+  std::atomic<int64_t> stall_{0};
+};
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A self-signed certificate for localhost/127.0.0.1 made with the openssl command line.
+// Files are written next to their final names and renamed, so a watcher never reads half a file.
+void writeSelfSignedCertificate(const std::filesystem::path& certFile,
+                                const std::filesystem::path& keyFile,
+                                const std::string& commonName);
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+
+// A keep-alive HTTPS client trusting the given certificate files.
+class HttpsClient {
+ public:
+  HttpsClient(uint16_t port, const std::vector<std::filesystem::path>& trustedCertificates);
+  ~HttpsClient();
+  HttpsClient(const HttpsClient&) = delete;
+  HttpsClient& operator=(const HttpsClient&) = delete;
+
+  HttpResponse request(const std::string& method, const std::string& target,
+                       const std::string& body, const std::string& contentType);
+  HttpResponse postReview(const std::string& body) {
+    return request("POST", "/mutate", body, "application/json");
+  }
+  std::string peerCommonName() const;
+  // True once the server closed this connection (read returns end of stream).
+  bool closedByPeer();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A one-shot plain HTTP GET.
+HttpResponse httpGet(uint16_t port, const std::string& target);
+
+std::string base64Decode(const std::string& text);
+
+// The result of applying an AdmissionReview answer to the pod it was about.
+struct AppliedAnswer {
+  nlohmann::json review;  // the decoded answer
+  bool allowed = false;
+  bool hasPatch = false;
+  nlohmann::json patch;       // the JSON Patch array (null when none)
+  nlohmann::json patchedPod;  // the pod after nlohmann's json::patch()
+};
+AppliedAnswer applyAnswer(const nlohmann::json& pod, const std::string& answerBody);
+
+}  // namespace kcache::webhook::testing
