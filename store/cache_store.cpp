@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "store/connection_pool.h"
+#include "store/deadline_watchdog.h"
 #include "store/dsn.h"
 #include "store/migrations.h"
 #include "store/sql.h"
@@ -281,7 +282,8 @@ class CacheStore::Impl {
     // The session default bounds lookups, which run outside a transaction; writes raise it with
     // SET LOCAL.
     pqxx::nontransaction txn(connection);
-    txn.exec("SET statement_timeout = " + std::to_string(options_.lookupTimeout.count()));
+    txn.exec("SET statement_timeout = " +
+             std::to_string(serverTimeout(options_.lookupTimeout).count()));
     txn.exec("SET application_name = 'kcache'");
     connection.prepare("kcache_lookup", sql::kLookup);
     connection.prepare("kcache_upsert", sql::kUpsert);
@@ -292,10 +294,10 @@ class CacheStore::Impl {
   }
 
   static void setLocalTimeout(pqxx::transaction_base& txn, std::chrono::milliseconds timeout) {
-    txn.exec("SET LOCAL statement_timeout = " + std::to_string(timeout.count()));
+    txn.exec("SET LOCAL statement_timeout = " + std::to_string(serverTimeout(timeout).count()));
   }
 
-  std::string scrub(const std::string& message) const { return redact(message, password_); }
+  std::string scrub(const std::string& message) const { return oneLineError(message, password_); }
 
   // Runs `work` on a pooled connection within `timeout` (from now), mapping every failure to a
   // StoreError that names the request. A connection that turns out to be dead (typically after
@@ -312,27 +314,40 @@ class CacheStore::Impl {
           throw StoreError(request + " failed: " + scrub(error.what()));
         }
       }();
+      const DeadlineWatchdog::Guard guard = watchdog_.watch(lease.connection().sock(), deadline);
       try {
         return work(lease.connection());
-      } catch (const pqxx::broken_connection& error) {
-        lease.markBroken();
-        if (attempt == 0 && Clock::now() < deadline) continue;
-        throw StoreError(request + " failed: lost the connection to PostgreSQL at " + target_ +
-                         ": " + scrub(error.what()));
-      } catch (const pqxx::sql_error& error) {
-        if (error.sqlstate() == "57014") {
-          throw StoreError(request + " timed out after " + std::to_string(timeout.count()) + " ms");
-        }
-        throw StoreError(request + " failed: " + scrub(error.what()));
-      } catch (const pqxx::in_doubt_error& error) {
-        lease.markBroken();
-        throw StoreError(request + " failed (outcome unknown): " + scrub(error.what()));
       } catch (const StoreError&) {
         throw;
       } catch (const std::exception& error) {
+        if (guard.fired()) {
+          lease.markBroken();
+          throw StoreError(request + " timed out after " + std::to_string(timeout.count()) +
+                           " ms (no answer from PostgreSQL at " + target_ + ")");
+        }
+        if (const auto* sqlError = dynamic_cast<const pqxx::sql_error*>(&error);
+            sqlError != nullptr && sqlError->sqlstate() == "57014") {
+          throw StoreError(request + " timed out after " + std::to_string(timeout.count()) + " ms");
+        }
+        if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) {
+          lease.markBroken();
+          if (attempt == 0 && Clock::now() < deadline) continue;
+          throw StoreError(request + " failed: lost the connection to PostgreSQL at " + target_ +
+                           ": " + scrub(error.what()));
+        }
+        if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) {
+          lease.markBroken();
+          throw StoreError(request + " failed (outcome unknown): " + scrub(error.what()));
+        }
         throw StoreError(request + " failed: " + scrub(error.what()));
       }
     }
+  }
+
+  // The server's statement_timeout fires a little before the client-side deadline, so a slow
+  // query is cancelled cleanly and its connection kept; the watchdog is the backstop.
+  static std::chrono::milliseconds serverTimeout(std::chrono::milliseconds deadline) {
+    return deadline - std::min(std::chrono::milliseconds(50), deadline / 10);
   }
 
   int64_t countEntries() {
@@ -386,6 +401,7 @@ class CacheStore::Impl {
   std::string target_;
   std::string password_;
   ConnectionPool pool_;
+  DeadlineWatchdog watchdog_;
 
   std::mutex hitMutex_;
   std::condition_variable hitWake_;

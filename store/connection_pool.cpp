@@ -54,7 +54,7 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
     nextConnectAttempt_ = {};
     return Lease(this, std::move(connection));
   } catch (const std::exception& error) {
-    const std::string message = redact(error.what(), passwordOf(options_.dsn));
+    const std::string message = oneLineError(error.what(), passwordOf(options_.dsn));
     lock.lock();
     --open_;
     backoff_ = backoff_.count() == 0 ? options_.backoffInitial

@@ -137,4 +137,19 @@ std::string redact(std::string message, std::string_view secret) {
   return message;
 }
 
+std::string oneLineError(const std::string& message, std::string_view secret) {
+  std::string line;
+  bool pendingSpace = false;
+  for (char c : redact(message, secret)) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      pendingSpace = !line.empty();
+      continue;
+    }
+    if (pendingSpace) line += ' ';
+    pendingSpace = false;
+    line += c;
+  }
+  return line;
+}
+
 }  // namespace kcache::store

@@ -29,4 +29,8 @@ std::string passwordOf(std::string_view dsn);
 // Replaces every occurrence of `secret` in `message` by "***".
 std::string redact(std::string message, std::string_view secret);
 
+// A libpq/libpqxx error message fit for one log line: redacted, runs of whitespace (libpq's
+// messages span lines) collapsed to one space, trimmed.
+std::string oneLineError(const std::string& message, std::string_view secret);
+
 }  // namespace kcache::store

@@ -68,3 +68,14 @@ TEST(DsnTest, RedactReplacesEveryOccurrence) {
 
 }  // namespace
 }  // namespace kcache::store
+
+namespace kcache::store {
+namespace {
+
+TEST(DsnTest, ErrorsBecomeOneRedactedLine) {
+  EXPECT_EQ(oneLineError("connection failed: pw\n\tIs the server running?\n", "pw"),
+            "connection failed: *** Is the server running?");
+}
+
+}  // namespace
+}  // namespace kcache::store

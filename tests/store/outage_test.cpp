@@ -1,7 +1,10 @@
 // Deadlines, outages and reconnecting, against a server of the test's own.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <thread>
+#include <vector>
 
 #include "store/dsn.h"
 #include "tests/store/store_fixture.h"
@@ -71,6 +74,47 @@ TEST_F(StoreTest, SlowLookupTimesOutWithAClearError) {
     EXPECT_NE(error.find("store lookup for key aaaaaaaaaaaa"), std::string::npos) << error;
     EXPECT_NE(error.find("in namespace team-a timed out after 200 ms"), std::string::npos) << error;
   }
+  EXPECT_TRUE(store.lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT));
+}
+
+// Freezes the server processes serving kcache's sessions for the guard's lifetime: the server
+// then neither answers nor cancels, as with a network partition.
+class FrozenBackends {
+ public:
+  explicit FrozenBackends(const std::string& dsn) {
+    pqxx::connection admin(dsn);
+    pqxx::nontransaction txn(admin);
+    for (const auto& row :
+         txn.exec("SELECT pid FROM pg_stat_activity WHERE application_name = 'kcache'")) {
+      pids_.push_back(row[0].as<int>());
+    }
+    for (int pid : pids_) ::kill(pid, SIGSTOP);
+  }
+  ~FrozenBackends() {
+    for (int pid : pids_) ::kill(pid, SIGCONT);
+  }
+  std::size_t size() const { return pids_.size(); }
+
+ private:
+  std::vector<int> pids_;
+};
+
+TEST_F(StoreTest, LookupGivesUpOnAServerThatStopsAnswering) {
+  StoreOptions opts = options();
+  opts.lookupTimeout = milliseconds(300);
+  opts.poolSize = 1;
+  CacheStore store(opts);
+  store.record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT));
+  std::string error;
+  {
+    FrozenBackends frozen(dsn_);
+    ASSERT_EQ(frozen.size(), 1u);
+    error = lookupError(store);  // without the client-side bound this would never return
+  }
+  EXPECT_NE(error.find("in namespace team-a timed out after 300 ms (no answer from PostgreSQL"),
+            std::string::npos)
+      << error;
+  // The abandoned connection is replaced transparently.
   EXPECT_TRUE(store.lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT));
 }
 

@@ -1,0 +1,68 @@
+#include "store/deadline_watchdog.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+namespace kcache::store {
+
+DeadlineWatchdog::DeadlineWatchdog() : thread_([this] { run(); }) {}
+
+DeadlineWatchdog::~DeadlineWatchdog() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+DeadlineWatchdog::Guard DeadlineWatchdog::watch(int socket, Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  const uint64_t id = nextId_++;
+  // Only a deadline earlier than every watched one changes when the thread must wake up.
+  const bool earliest = std::all_of(watched_.begin(), watched_.end(), [&](const auto& entry) {
+    return deadline < entry.second.deadline;
+  });
+  watched_.emplace(id, Watched{socket, deadline});
+  lock.unlock();
+  if (earliest) changed_.notify_one();
+  return Guard(this, id);
+}
+
+DeadlineWatchdog::Guard::~Guard() {
+  if (watchdog_ == nullptr) return;
+  std::lock_guard lock(watchdog_->mutex_);
+  watchdog_->watched_.erase(id_);
+}
+
+bool DeadlineWatchdog::Guard::fired() const {
+  std::lock_guard lock(watchdog_->mutex_);
+  const auto found = watchdog_->watched_.find(id_);
+  return found != watchdog_->watched_.end() && found->second.fired;
+}
+
+void DeadlineWatchdog::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    auto next = Clock::time_point::max();
+    const auto now = Clock::now();
+    for (auto& [id, watched] : watched_) {
+      if (watched.fired) continue;
+      if (watched.deadline <= now) {
+        // Under the lock, so the guard (and with it the open socket) cannot go away meanwhile.
+        ::shutdown(watched.socket, SHUT_RDWR);
+        watched.fired = true;
+      } else {
+        next = std::min(next, watched.deadline);
+      }
+    }
+    if (next == Clock::time_point::max()) {
+      changed_.wait(lock);
+    } else {
+      changed_.wait_until(lock, next);
+    }
+  }
+}
+
+}  // namespace kcache::store
