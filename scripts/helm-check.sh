@@ -866,6 +866,194 @@ def check_flags_against_server():
         check(name in known_env, f"flags: {name} (set by {used_env[name]}) is read by cache-server")
 
 
+# ---------------------------------------------------------------------------------------------
+# The rendered arguments start the real server: probes answer, the chart's certificate serves TLS.
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowawayPostgres:
+    """initdb in a temporary directory and a server on a free 127.0.0.1 port (as the postgres
+    user when run as root: initdb and postgres refuse root)."""
+
+    def __init__(self):
+        import tempfile
+        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        self.root = tempfile.mkdtemp(prefix="kcache-helm-check-pg-", dir=base)
+        self.as_user = []
+        if os.geteuid() == 0:
+            import pwd
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data, self.port = os.path.join(self.root, "data"), free_port()
+        self.log = os.path.join(self.root, "server.log")
+        init = run(self.as_user + [f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        if init.returncode != 0:
+            raise RuntimeError("initdb failed: " + init.stdout[-500:] + init.stderr[-500:])
+        start = run(self.as_user + [f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30", "start", "-o",
+                                    f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c full_page_writes=off"])
+        if start.returncode != 0:
+            raise RuntimeError("PostgreSQL did not start: " + start.stderr[-300:] + open(self.log).read()[-800:])
+        create = run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+                      "-c", "CREATE DATABASE cachedb"])
+        if create.returncode != 0:
+            raise RuntimeError("CREATE DATABASE failed: " + create.stderr)
+
+    def close(self):
+        run(self.as_user + [f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def expand(text, env):
+    """The kubelet's $(VAR) expansion."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_dir, ca_pem, server_name):
+    import ssl, time, urllib.request
+    args = []
+    for a in container.get("args", []):
+        name = flag_name(a)
+        args.append(f"{name}={replace_flags[name]}" if name in replace_flags else expand(a, env))
+    args += extra_args
+    http_port = int(next((a.split("=", 1)[1] for a in args if flag_name(a) == "--http-port"), "8080"))
+    webhook_port = int(next(a.split("=", 1)[1] for a in args if flag_name(a) in ("--listen-port", "--listen_port")))
+    process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    log_path = os.path.join(WORK, "server-" + re.sub(r"\W+", "-", tag) + ".log")
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([binary, *args], env=process_env, stdout=log, stderr=subprocess.STDOUT, cwd=tls_dir)
+    try:
+        def get(path):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{path}", timeout=2) as r:
+                    return r.status, r.read().decode(errors="replace")
+            except urllib.error.HTTPError as e:
+                return e.code, ""
+            except OSError:
+                return None, ""
+        probes = [(probe, container[probe]["httpGet"]["path"]) for probe in ("livenessProbe", "readinessProbe")]
+        deadline = time.monotonic() + 30
+        status = {}
+        while time.monotonic() < deadline and server.poll() is None:
+            status = {probe: get(path)[0] for probe, path in probes}
+            if all(code == 200 for code in status.values()):
+                break
+            time.sleep(0.2)
+        log_tail = lambda: open(log_path).read()[-1200:]
+        if not check(server.poll() is None, f"{tag}: cache-server starts with the rendered arguments", log_tail()):
+            return
+        for probe, path in probes:
+            check(status.get(probe) == 200, f"{tag}: {probe} GET {path} answers 200 on the real server", f"{status} {log_tail()}")
+        code, body = get("/metrics")
+        check(code == 200 and "# TYPE" in body, f"{tag}: /metrics answers Prometheus text on the health port")
+        context = ssl.create_default_context(cadata=ca_pem)
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "helm-check-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "operation": "CREATE",
+            "namespace": "default", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+                                               "spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}
+        request = urllib.request.Request(f"https://{server_name}:{webhook_port}/mutate", data=json.dumps(review).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        # Connect to 127.0.0.1 but verify the certificate against the Service's DNS name, as the
+        # API server does.
+        import http.client
+        class PinnedConnection(http.client.HTTPSConnection):
+            def connect(self):
+                import socket
+                raw = socket.create_connection(("127.0.0.1", webhook_port), timeout=5)
+                self.sock = context.wrap_socket(raw, server_hostname=server_name)
+        try:
+            conn = PinnedConnection(server_name, webhook_port, context=context, timeout=5)
+            conn.request("POST", "/mutate", body=request.data, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            check(response.status == 200 and answer.get("response", {}).get("uid") == "helm-check-1"
+                  and answer["response"].get("allowed") is True,
+                  f"{tag}: /mutate answers over TLS with the chart's certificate, verified for {server_name}", str(answer)[:300])
+        except (OSError, ssl.SSLError, ValueError) as e:
+            check(False, f"{tag}: /mutate answers over TLS with the chart's certificate, verified for {server_name}", f"{e} {log_tail()}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def check_live_server():
+    binary = find_binary("KCACHE_SERVER_BIN", "cache-server")
+    if binary is None or not os.path.isfile(binary):
+        if os.environ.get("KCACHE_REQUIRE_SERVER_BIN") == "1":
+            check(False, "live: cache-server binary", "no cache-server binary (set KCACHE_SERVER_BIN or build it)")
+        else:
+            print("note live server checks NOT run: no cache-server binary (set KCACHE_SERVER_BIN or build it)")
+        return
+    if not os.path.exists(f"{PG_BIN}/initdb"):
+        check(False, "live: PostgreSQL 15 is installed (scripts/install-deps.sh)", f"{PG_BIN}/initdb missing")
+        return
+    try:
+        pg = ThrowawayPostgres()
+    except (RuntimeError, OSError) as e:
+        check(False, "live: throwaway PostgreSQL starts", str(e))
+        return
+    try:
+        # The chart, self-signed certificates: serve the Secret the chart generated.
+        vf = write_values("live", scenario_values("selfSigned", "external-host", "all"))
+        out = helm_template(vf)
+        docs = docs_of(out.stdout) if out.returncode == 0 else []
+        dep = one(docs, "Deployment")
+        secret = one(docs, "Secret", name=f"{RELEASE}-kcache-webhook-tls")
+        if check(dep is not None and secret is not None, "live: chart rendered for the live run"):
+            tls_dir = os.path.join(WORK, "live-tls")
+            os.makedirs(tls_dir, exist_ok=True)
+            for key in ("tls.crt", "tls.key", "ca.crt"):
+                with open(os.path.join(tls_dir, key), "wb") as f:
+                    f.write(base64.b64decode(secret["data"][key]))
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            env = {"DBCONFIG_PASSWORD": "", "POD_NAMESPACE": NAMESPACE, "POD_NAME": "kc-kcache-0",
+                   **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e}}
+            run_server("live chart", binary, container, env=env,
+                       replace_flags={"--db-host": "127.0.0.1", "--db-port": str(pg.port), "--db-user": "postgres",
+                                      "--db-extra-params": json.dumps({"sslmode": "disable"}),
+                                      "--listen-port": str(free_port()), "--http-port": str(free_port()), "--tls-dir": tls_dir},
+                       extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir,
+                       ca_pem=base64.b64decode(secret["data"]["ca.crt"]).decode(),
+                       server_name=f"{RELEASE}-kcache.{NAMESPACE}.svc")
+
+        # Kubeflow's Deployment with the overlay: its own arguments, expanded from its environment.
+        kf = kustomize("manifests/tests/kubeflow-pipelines")
+        dep = one(kf or [], "Deployment", name="cache-server")
+        if check(dep is not None, "live: Kubeflow overlay rendered for the live run"):
+            tls_dir = os.path.join(WORK, "live-kubeflow-tls")
+            os.makedirs(tls_dir, exist_ok=True)
+            key, crt = os.path.join(tls_dir, "key.pem"), os.path.join(tls_dir, "cert.pem")
+            made = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                           "-out", crt, "-days", "1", "-subj", "/CN=cache-server.kubeflow.svc",
+                           "-addext", "subjectAltName=DNS:cache-server.kubeflow.svc")
+            container = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "server")
+            env = {"DBCONFIG_DRIVER": "pgx", "DBCONFIG_HOST_NAME": "127.0.0.1", "DBCONFIG_PORT": str(pg.port),
+                   "DBCONFIG_DB_NAME": "cachedb", "DBCONFIG_USER": "postgres", "DBCONFIG_PASSWORD": "",
+                   "NAMESPACE_TO_WATCH": "kubeflow", "WEBHOOK_PORT": str(free_port()),
+                   "POD_NAMESPACE": "kubeflow", "POD_NAME": "cache-server-0"}
+            if check(made.returncode == 0, "live: test certificate for cache-server.kubeflow.svc"):
+                # Kubeflow's --tls-dir default is /etc/webhook/certs; only the directory is moved here.
+                run_server("live kubeflow overlay", binary, container, env=env, replace_flags={},
+                           extra_args=["--listen-address=127.0.0.1", f"--tls-dir={tls_dir}", f"--http-port={free_port()}",
+                                       "--db-extra-params=sslmode=disable"],
+                           tls_dir=tls_dir, ca_pem=open(crt).read(), server_name="cache-server.kubeflow.svc")
+    finally:
+        pg.close()
+
+
 def check_runtime_packages():
     listed = {line.split()[0] for line in open(os.path.join(REPO, "scripts", "runtime-packages.txt"))
               if line.strip() and not line.lstrip().startswith("#")}
@@ -903,6 +1091,7 @@ for title, step in (
         ("manifests/base (kubectl kustomize)", check_base),
         ("manifests/overlays/kubeflow-pipelines (kubectl kustomize)", check_kubeflow_overlay),
         ("flags and environment against cache-server --help", check_flags_against_server),
+        ("live: the rendered arguments start the real cache-server (throwaway PostgreSQL)", check_live_server),
         ("image: runtime libraries against scripts/runtime-packages.txt", check_runtime_packages)):
     start_section(title)
     step()
