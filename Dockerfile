@@ -18,11 +18,11 @@ COPY . .
 RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DKCACHE_BUILD_TESTS=OFF -DKCACHE_BUILD_BENCH=OFF \
     && cmake --build /build --target cache-server cachectl \
+    && cmake --install /build --prefix /opt/kcache --strip \
     && mkdir -p /out \
     && for binary in cache-server cachectl; do \
-         found="$(find /build/cmd -type f -name "$binary" -perm -u+x | head -n 1)"; \
-         [ -n "$found" ] || { echo "build: $binary was not built" >&2; exit 1; }; \
-         install -m 0755 -s "$found" "/out/$binary"; \
+         [ -x "/opt/kcache/bin/$binary" ] || { echo "build: $binary was not installed" >&2; exit 1; }; \
+         cp "/opt/kcache/bin/$binary" "/out/$binary"; \
        done
 # Every library the binaries need directly must come from a package the runtime stage installs.
 RUN set -e; \

@@ -1054,6 +1054,33 @@ def check_live_server():
         pg.close()
 
 
+def check_dockerfile():
+    text = open(os.path.join(REPO, "Dockerfile")).read()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    check(len(stages) == 2, "Dockerfile: two stages (build, runtime)")
+    if len(stages) != 2:
+        return
+    build, runtime = stages
+    base = lambda stage: re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), stage.split()[0])
+    check(base(build) == "debian:12" and base(runtime) == "debian:12-slim", "Dockerfile: Debian 12 build stage, Debian 12 slim runtime",
+          f"{base(build)} / {base(runtime)}")
+    check("scripts/install-deps.sh" in build and "scripts/packages.txt" in build and "apt-get install" not in build,
+          "Dockerfile: build stage installs scripts/packages.txt through scripts/install-deps.sh (one list)")
+    check("-DKCACHE_BUILD_TESTS=OFF" in build and "-DKCACHE_BUILD_BENCH=OFF" in build, "Dockerfile: builds without tests and benchmarks")
+    check("scripts/runtime-packages.txt" in runtime and "--no-install-recommends" in runtime and "packages.txt\n" not in runtime,
+          "Dockerfile: runtime stage installs only scripts/runtime-packages.txt")
+    user = re.findall(r"^USER (\S+)", runtime, re.M)
+    chart_values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    uid = str(chart_values["podSecurityContext"]["runAsUser"])
+    check(user and user[-1].split(":")[0] == uid and uid != "0", f"Dockerfile: runs as the non-root user {uid} the chart expects", str(user))
+    check(re.search(r'^ENTRYPOINT \["/usr/local/bin/cache-server"\]', runtime, re.M) is not None
+          and "/usr/local/bin/" in runtime and "cachectl" in runtime, "Dockerfile: /usr/local/bin/cache-server (and cachectl)")
+    check(set(re.findall(r"^EXPOSE (.+)$", runtime, re.M)[0].split()) == {"8443", "8080"}, "Dockerfile: exposes 8443 and 8080")
+    ignored = {l.strip() for l in open(os.path.join(REPO, ".dockerignore")) if l.strip() and not l.startswith("#")}
+    check({".git", ".cache", "build*/"} <= ignored, ".dockerignore keeps .git, .cache and build trees out of the context")
+
+
 def check_runtime_packages():
     listed = {line.split()[0] for line in open(os.path.join(REPO, "scripts", "runtime-packages.txt"))
               if line.strip() and not line.lstrip().startswith("#")}
@@ -1092,6 +1119,7 @@ for title, step in (
         ("manifests/overlays/kubeflow-pipelines (kubectl kustomize)", check_kubeflow_overlay),
         ("flags and environment against cache-server --help", check_flags_against_server),
         ("live: the rendered arguments start the real cache-server (throwaway PostgreSQL)", check_live_server),
+        ("Dockerfile (static: cannot be built here, no container engine)", check_dockerfile),
         ("image: runtime libraries against scripts/runtime-packages.txt", check_runtime_packages)):
     start_section(title)
     step()
