@@ -186,6 +186,18 @@ HttpResponse HttpsClient::request(const std::string& method, const std::string& 
   request.prepare_payload();
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
   http::write(stream, request);
+  return readResponse();
+}
+
+void HttpsClient::writeRaw(const std::string& bytes) {
+  auto& stream = *impl_->stream;
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+  net::write(stream, net::buffer(bytes));
+}
+
+HttpResponse HttpsClient::readResponse() {
+  auto& stream = *impl_->stream;
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   http::read(stream, impl_->buffer, parser);

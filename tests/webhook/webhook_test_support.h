@@ -98,6 +98,9 @@ class HttpsClient {
   HttpResponse postReview(const std::string& body) {
     return request("POST", "/mutate", body, "application/json");
   }
+  // Raw bytes over the TLS connection, and an HTTP response read from it (for malformed input).
+  void writeRaw(const std::string& bytes);
+  HttpResponse readResponse();
   std::string peerCommonName() const;
   // True once the server closed this connection (read returns end of stream).
   bool closedByPeer();
