@@ -1068,7 +1068,8 @@ def check_dockerfile():
     check("scripts/install-deps.sh" in build and "scripts/packages.txt" in build and "apt-get install" not in build,
           "Dockerfile: build stage installs scripts/packages.txt through scripts/install-deps.sh (one list)")
     check("-DKCACHE_BUILD_TESTS=OFF" in build and "-DKCACHE_BUILD_BENCH=OFF" in build, "Dockerfile: builds without tests and benchmarks")
-    check("scripts/runtime-packages.txt" in runtime and "--no-install-recommends" in runtime and "packages.txt\n" not in runtime,
+    check("scripts/runtime-packages.txt" in runtime and "--no-install-recommends" in runtime
+          and "scripts/packages.txt" not in runtime and "install-deps" not in runtime,
           "Dockerfile: runtime stage installs only scripts/runtime-packages.txt")
     user = re.findall(r"^USER (\S+)", runtime, re.M)
     chart_values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
