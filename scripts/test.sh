@@ -28,6 +28,7 @@ bash scripts/build.sh asan
 
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0" \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$(nproc)"
 
 step "fuzzing"
