@@ -152,7 +152,7 @@ def one(docs, kind, **kw):
 # and the base, and Kubeflow's spellings used by Kubeflow's own Deployment.
 KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user", "--db-password",
                "--db-extra-params", "--namespace-to-watch", "--listen-port",
-               "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope",
+               "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope", "--lookup-timeout-ms",
                "--http-port", "--log-format", "--log-level"}
 KUBEFLOW_FLAGS = {"--db_driver", "--db_host", "--db_port", "--db_name", "--db_user",
                   "--db_password", "--db_extra_params", "--namespace_to_watch", "--listen_port",
@@ -447,6 +447,7 @@ def check_chart_render(tag, docs, cert, db, watch, values):
           f"{tag}: PodDisruptionBudget keeps one webhook pod")
     check(arg_value(args, "--namespace-to-watch") == watched, f"{tag}: --namespace-to-watch is {watched or 'absent (all)'}")
     check(arg_value(args, "--cache-scope") == "namespace", f"{tag}: --cache-scope=namespace by default")
+    check(arg_value(args, "--lookup-timeout-ms") == "500", f"{tag}: --lookup-timeout-ms=500 by default")
     sa = pod.get("serviceAccountName")
     check(one(docs, "ServiceAccount", name=sa, namespace=NAMESPACE) is not None, f"{tag}: ServiceAccount {sa} rendered")
     check_rbac(tag, docs, release_ns=NAMESPACE, watched=watched, sa_name=sa, sa_ns=NAMESPACE)
@@ -588,6 +589,7 @@ def chart_refusals():
         ("staleness not ISO-8601", dict(base, cache={"defaultStaleness": "30d"}), "defaultStaleness"),
         ("watching kube-system", dict(base, watch={"allNamespaces": False, "namespace": "kube-system"}), "kube-system"),
         ("zero replicas", dict(base, replicaCount=0), "replicaCount"),
+        ("lookup deadline beyond the webhook timeout", dict(base, server={"lookupTimeoutMs": 5000}), "lookupTimeoutMs"),
     ]
     for what, values, needle in cases:
         vf = write_values("refuse-" + re.sub(r"\W+", "-", what), values)

@@ -174,6 +174,9 @@ app.kubernetes.io/component: postgresql
 {{- fail "certificates.existingSecret.caBundle (base64 PEM of the signing CA) is required when certificates.mode is existingSecret" }}
 {{- end }}
 {{- end }}
+{{- if ge (int .Values.server.lookupTimeoutMs) (mul 1000 (int .Values.webhook.timeoutSeconds)) }}
+{{- fail "server.lookupTimeoutMs must be shorter than webhook.timeoutSeconds, or the API server gives up before kcache answers" }}
+{{- end }}
 {{- if and (not .Values.watch.allNamespaces) (has (include "kcache.watchedNamespace" .) (list "kube-system" "kube-public")) }}
 {{- fail "watch.namespace must not be kube-system or kube-public" }}
 {{- end }}
