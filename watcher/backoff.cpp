@@ -26,7 +26,8 @@ bool sleepFor(std::chrono::milliseconds duration, std::stop_token stop) {
   std::mutex mutex;
   std::condition_variable_any wakeUp;
   std::unique_lock lock(mutex);
-  return !wakeUp.wait_for(lock, stop, duration, [] { return false; });
+  wakeUp.wait_for(lock, stop, duration, [] { return false; });
+  return !stop.stop_requested();
 }
 
 }  // namespace kcache::watcher

@@ -344,6 +344,7 @@ class FakeKubeServer::Impl {
     return watchRequests_;
   }
   int64_t listRequests() const { return listRequests_.load(); }
+  int64_t totalRequests() const { return totalRequests_.load(); }
   int64_t openWatchStreams() const {
     std::lock_guard lock(mutex_);
     return static_cast<int64_t>(streams_.size());
@@ -434,6 +435,7 @@ class FakeKubeServer::Impl {
 
   // Returns false when the connection must be closed.
   bool handle(ssl::stream<tcp::socket>& stream, const Request& request) {
+    ++totalRequests_;
     const std::string target(request.target());
     const size_t question = target.find('?');
     const std::string path = target.substr(0, question);
@@ -794,6 +796,7 @@ class FakeKubeServer::Impl {
   std::vector<ReceivedPatch> patches_;
   std::vector<WatchRequest> watchRequests_;
   std::atomic<int64_t> listRequests_{0};
+  std::atomic<int64_t> totalRequests_{0};
   std::atomic<int64_t> unauthorized_{0};
 };
 
@@ -865,6 +868,9 @@ std::vector<ReceivedPatch> FakeKubeServer::patches() const {
 }
 std::vector<WatchRequest> FakeKubeServer::watchRequests() const {
   return impl_->watchRequests();
+}
+int64_t FakeKubeServer::totalRequests() const {
+  return impl_->totalRequests();
 }
 int64_t FakeKubeServer::listRequests() const {
   return impl_->listRequests();

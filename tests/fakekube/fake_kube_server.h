@@ -87,6 +87,7 @@ class FakeKubeServer {
   std::vector<ReceivedPatch> patches() const;
   std::vector<WatchRequest> watchRequests() const;
   int64_t listRequests() const;
+  int64_t totalRequests() const;  // every request, failed ones included
   int64_t openWatchStreams() const;
   int64_t unauthorizedRequests() const;
 

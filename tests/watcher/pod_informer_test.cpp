@@ -1,0 +1,190 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/watcher/watcher_test_support.h"
+#include "watcher/kube_client.h"
+#include "watcher/pod_informer.h"
+
+namespace kcache::watcher {
+namespace {
+
+using fakekube::FakeKubeServer;
+using fakekube::makeTaggedPod;
+using testing::configFor;
+using testing::keyFor;
+using testing::numbered;
+using testing::waitFor;
+
+// Remembers every pod state the informer hands over.
+class CollectingHandler : public PodEventHandler {
+ public:
+  void onPod(const nlohmann::json& pod) override {
+    std::lock_guard lock(mutex_);
+    names_.insert(pod.at("metadata").value("name", ""));
+  }
+  void onPodDeleted(const nlohmann::json& pod) override {
+    std::lock_guard lock(mutex_);
+    deleted_.insert(pod.at("metadata").value("name", ""));
+  }
+  bool saw(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    return names_.count(name) > 0;
+  }
+  bool sawDeleted(const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    return deleted_.count(name) > 0;
+  }
+  size_t distinctPods() const {
+    std::lock_guard lock(mutex_);
+    return names_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<std::string> names_;
+  std::set<std::string> deleted_;
+};
+
+class InformerTest : public ::testing::Test {
+ protected:
+  void start(const std::string& ns = "ns") {
+    InformerConfig config;
+    config.namespaceName = ns;
+    config.pageSize = 2;
+    config.backoff = BackoffConfig{std::chrono::milliseconds(20), std::chrono::milliseconds(200)};
+    informer_ = std::make_unique<PodInformer>(*api_, config, handler_, metrics_);
+    thread_ = std::jthread([this](std::stop_token stop) { informer_->run(stop); });
+  }
+  void TearDown() override {
+    thread_.request_stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool watching() {
+    return waitFor([&] { return server_.openWatchStreams() >= 1; });
+  }
+  std::string lastWatchVersion() { return server_.watchRequests().back().resourceVersion; }
+
+  FakeKubeServer server_;
+  std::unique_ptr<KubeApi> api_ = makeKubeClient(configFor(server_));
+  core::MetricsRegistry registry_;
+  WatcherMetrics metrics_{registry_};
+  CollectingHandler handler_;
+  std::unique_ptr<PodInformer> informer_;
+  std::jthread thread_;
+};
+
+TEST_F(InformerTest, ListsPageByPageThenWatchesFromTheListVersion) {
+  for (int i = 0; i < 5; ++i) server_.createPod(makeTaggedPod("ns", numbered("p", i), keyFor(i)));
+  const std::string listVersion = std::to_string(server_.resourceVersion());
+  start();
+  ASSERT_TRUE(watching());
+  EXPECT_EQ(handler_.distinctPods(), 5u);
+  EXPECT_EQ(server_.watchRequests().front().resourceVersion, listVersion);
+  EXPECT_TRUE(server_.watchRequests().front().allowWatchBookmarks);
+  server_.createPod(makeTaggedPod("ns", "new", keyFor(9)));
+  server_.deletePod("ns", "p0");
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("new") && handler_.sawDeleted("p0"); }));
+  EXPECT_EQ(metrics_.lists.value(), 1);
+  EXPECT_EQ(metrics_.relists.value(), 0);
+}
+
+TEST_F(InformerTest, ResumesFromTheLastSeenVersionAfterADroppedStream) {
+  start();
+  ASSERT_TRUE(watching());
+  server_.createPod(makeTaggedPod("ns", "a", keyFor(1)));
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("a"); }));
+  const std::string seen = std::to_string(server_.resourceVersion());
+  server_.dropWatchStreams();
+  server_.createPod(makeTaggedPod("ns", "while-dropped", keyFor(2)));
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("while-dropped"); }));
+  ASSERT_GE(server_.watchRequests().size(), 2u);
+  EXPECT_EQ(server_.watchRequests()[1].resourceVersion, seen);
+  EXPECT_EQ(server_.listRequests(), 1);  // no relist needed
+  EXPECT_GE(metrics_.watchRestarts.value(), 1);
+}
+
+TEST_F(InformerTest, RelistsWhenTheVersionExpired) {
+  start();
+  ASSERT_TRUE(watching());
+  server_.createPod(makeTaggedPod("ns", "a", keyFor(1)));
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("a"); }));
+  server_.dropWatchStreams();
+  server_.createPod(makeTaggedPod("ns", "missed", keyFor(2)));
+  server_.expireHistory();  // the resume version is now too old: 410 Gone, then a relist
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("missed"); }));
+  EXPECT_EQ(server_.listRequests(), 2);
+  EXPECT_EQ(metrics_.relists.value(), 1);
+  EXPECT_EQ(metrics_.event(WatchEventType::kError).value(), 1);
+  const std::string relistVersion = std::to_string(server_.resourceVersion());
+  EXPECT_TRUE(waitFor([&] { return lastWatchVersion() == relistVersion; }));
+}
+
+TEST_F(InformerTest, RelistsAfterAnErrorEvent) {
+  start();
+  ASSERT_TRUE(watching());
+  server_.sendErrorEvent(500, "InternalError", "etcd is sad");
+  ASSERT_TRUE(
+      waitFor([&] { return server_.listRequests() == 2 && server_.openWatchStreams() == 1; }));
+  EXPECT_EQ(metrics_.relists.value(), 1);
+  server_.createPod(makeTaggedPod("ns", "after", keyFor(3)));
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("after"); }));
+}
+
+TEST_F(InformerTest, BookmarksAdvanceTheResumeVersion) {
+  start();
+  ASSERT_TRUE(watching());
+  // Changes the informer does not see (another namespace) move the global version on.
+  for (int i = 0; i < 3; ++i)
+    server_.createPod(makeTaggedPod("other", numbered("o", i), keyFor(i)));
+  const std::string current = std::to_string(server_.resourceVersion());
+  EXPECT_NE(informer_->resumeVersion(), current);
+  server_.sendBookmarks();
+  ASSERT_TRUE(waitFor([&] { return informer_->resumeVersion() == current; }));
+  server_.dropWatchStreams();
+  ASSERT_TRUE(waitFor([&] { return server_.watchRequests().size() >= 2; }));
+  EXPECT_EQ(server_.watchRequests()[1].resourceVersion, current);
+  EXPECT_EQ(metrics_.event(WatchEventType::kBookmark).value(), 1);
+  EXPECT_FALSE(handler_.saw("o0"));
+}
+
+TEST_F(InformerTest, SkipsMalformedEventsAndKeepsGoing) {
+  start();
+  ASSERT_TRUE(watching());
+  server_.sendRawWatchLine("this is not json");
+  server_.sendRawWatchLine(R"({"type":"EXPLODED","object":{}})");
+  server_.sendRawWatchLine(
+      R"({"type":"ADDED","object":{"kind":"ConfigMap","metadata":{"name":"cm","namespace":"ns"}}})");
+  server_.sendRawWatchLine(
+      R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"odd","namespace":"ns","labels":"x"},"status":7}})");
+  server_.createPod(makeTaggedPod("ns", "fine", keyFor(4)));
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("fine"); }));
+  EXPECT_EQ(metrics_.malformedEvents.value(), 3);
+  EXPECT_FALSE(handler_.saw("cm"));
+  EXPECT_TRUE(handler_.saw("odd"));  // a pod of odd shape is the handler's business
+  EXPECT_EQ(server_.listRequests(), 1);
+}
+
+TEST_F(InformerTest, BacksOffWhileTheServerFails) {
+  server_.failNextRequests(1000000, 503);
+  start();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // With a 20 ms initial and 200 ms maximum backoff, one second allows a handful of attempts; a
+  // busy loop would make hundreds.
+  EXPECT_LT(server_.totalRequests(), 30);
+  EXPECT_GE(server_.totalRequests(), 2);
+  server_.failNextRequests(0);
+  ASSERT_TRUE(watching());
+}
+
+TEST_F(InformerTest, WatchesAllNamespacesWhenNoneIsGiven) {
+  server_.createPod(makeTaggedPod("a", "one", keyFor(1)));
+  start("");
+  ASSERT_TRUE(watching());
+  server_.createPod(makeTaggedPod("b", "two", keyFor(2)));
+  ASSERT_TRUE(waitFor([&] { return handler_.saw("one") && handler_.saw("two"); }));
+  EXPECT_EQ(server_.watchRequests().front().namespaceName, "");
+}
+
+}  // namespace
+}  // namespace kcache::watcher

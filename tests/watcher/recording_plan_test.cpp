@@ -1,0 +1,139 @@
+#include <gtest/gtest.h>
+
+#include "core/execution_output.h"
+#include "tests/fakekube/fake_kube_server.h"
+#include "tests/watcher/watcher_test_support.h"
+#include "watcher/recording_plan.h"
+
+namespace kcache::watcher {
+namespace {
+
+using fakekube::makeTaggedPod;
+using fakekube::markSucceeded;
+using testing::keyFor;
+
+nlohmann::json completedPod() {
+  auto pod = makeTaggedPod("team-a", "step-1", keyFor(7));
+  pod["metadata"]["uid"] = "uid-1";
+  pod["metadata"]["labels"]["pipelines.kubeflow.org/metadata_execution_id"] = "42";
+  markSucceeded(pod, R"({"parameters":[{"name":"x","value":"<1>"}]})", "2026-03-01T10:00:00Z",
+                "2026-03-01T10:02:05Z");
+  return pod;
+}
+
+TEST(RecordingPlan, RecordsWhatKubeflowRecordsPlusNamespacePodAndDuration) {
+  const core::StalenessPolicy policy;
+  const auto plan = planRecording(completedPod(), policy, 1'700'000'000);
+  ASSERT_TRUE(plan);
+  const store::NewEntry& entry = plan->entry;
+  EXPECT_EQ(entry.key, keyFor(7));
+  EXPECT_EQ(entry.namespaceName, "team-a");
+  EXPECT_EQ(entry.podName, "step-1");
+  EXPECT_EQ(entry.executionTemplate,
+            R"({"name":"step-1","container":{"image":"python:3.11","command":["python"]}})");
+  EXPECT_EQ(
+      entry.executionOutput,
+      R"({"pipelines.kubeflow.org/metadata_execution_id":"42","workflows.argoproj.io/outputs":"{\"parameters\":[{\"name\":\"x\",\"value\":\"\u003c1\u003e\"}]}"})");
+  EXPECT_EQ(entry.runDurationSeconds, 125);
+  EXPECT_EQ(entry.recordedAtInSec, 1'700'000'000);
+  EXPECT_EQ(entry.maxCacheStaleness, -1);
+  EXPECT_EQ(plan->pod.uid, "uid-1");
+}
+
+TEST(RecordingPlan, StalenessAnnotationIsCappedByTheMaximum) {
+  auto pod = completedPod();
+  pod["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P30D";
+  EXPECT_EQ(
+      planRecording(pod, core::StalenessPolicy(std::nullopt, "P1D"), 0)->entry.maxCacheStaleness,
+      86400);
+  EXPECT_EQ(planRecording(pod, core::StalenessPolicy(), 0)->entry.maxCacheStaleness, 30 * 86400);
+  // The default is ignored when recording, as in Kubeflow.
+  pod["metadata"]["annotations"].erase("pipelines.kubeflow.org/max_cache_staleness");
+  EXPECT_EQ(
+      planRecording(pod, core::StalenessPolicy("P2D", std::nullopt), 0)->entry.maxCacheStaleness,
+      -1);
+}
+
+TEST(RecordingPlan, MissingOutputsAndExecutionIdAreEmptyStrings) {
+  auto pod = completedPod();
+  pod["metadata"]["annotations"].erase("workflows.argoproj.io/outputs");
+  pod["metadata"]["labels"].erase("pipelines.kubeflow.org/metadata_execution_id");
+  EXPECT_EQ(
+      planRecording(pod, {}, 0)->entry.executionOutput,
+      R"({"pipelines.kubeflow.org/metadata_execution_id":"","workflows.argoproj.io/outputs":""})");
+}
+
+TEST(RecordingPlan, SkipsPodsThatAreNotReady) {
+  const core::StalenessPolicy policy;
+  auto running = makeTaggedPod("n", "p", keyFor(1));
+  EXPECT_EQ(planRecording(running, policy, 0).error(), SkipReason::kNotCompleted);
+
+  auto failed = completedPod();
+  failed["status"]["phase"] = "Failed";
+  EXPECT_EQ(planRecording(failed, policy, 0).error(), SkipReason::kNotCompleted);
+
+  auto notLabelled = completedPod();
+  notLabelled["metadata"]["labels"].erase("workflows.argoproj.io/completed");
+  EXPECT_EQ(planRecording(notLabelled, policy, 0).error(), SkipReason::kNotCompleted);
+
+  auto hit = completedPod();
+  hit["metadata"]["labels"]["pipelines.kubeflow.org/cache_id"] = "12";
+  EXPECT_EQ(planRecording(hit, policy, 0).error(), SkipReason::kAlreadyLabelled);
+
+  auto noKey = completedPod();
+  noKey["metadata"]["annotations"].erase("pipelines.kubeflow.org/execution_cache_key");
+  EXPECT_EQ(planRecording(noKey, policy, 0).error(), SkipReason::kNoKey);
+
+  auto badKey = completedPod();
+  badKey["metadata"]["annotations"]["pipelines.kubeflow.org/execution_cache_key"] = "xyz";
+  EXPECT_EQ(planRecording(badKey, policy, 0).error(), SkipReason::kInvalidKey);
+
+  EXPECT_EQ(planRecording(nlohmann::json::object(), policy, 0).error(), SkipReason::kNotAPod);
+  EXPECT_EQ(planRecording(nlohmann::json::array(), policy, 0).error(), SkipReason::kNotAPod);
+  EXPECT_EQ(planRecording(R"({"metadata":{"name":1,"namespace":"n"}})"_json, policy, 0).error(),
+            SkipReason::kNotAPod);
+}
+
+TEST(RecordingPlan, OddShapesNeverThrow) {
+  auto pod = completedPod();
+  pod["metadata"]["labels"] = "not a map";
+  EXPECT_FALSE(planRecording(pod, {}, 0));
+  pod = completedPod();
+  pod["status"]["containerStatuses"] = 5;
+  EXPECT_EQ(planRecording(pod, {}, 0)->entry.runDurationSeconds, 0);
+  pod["status"]["containerStatuses"] =
+      R"([{"name":"main","state":{"terminated":{"startedAt":"x","finishedAt":3}}}])"_json;
+  EXPECT_EQ(planRecording(pod, {}, 0)->entry.runDurationSeconds, 0);
+}
+
+TEST(RecordingPlan, RunDurationPrefersMainAndFallsBackToAnyTerminatedContainer) {
+  auto pod = completedPod();
+  pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] =
+      "2026-03-01T11:00:00Z";
+  EXPECT_EQ(runDurationSeconds(pod), 125);  // main, not wait
+  pod["status"]["containerStatuses"].erase(1);
+  EXPECT_EQ(runDurationSeconds(pod), 3600);
+}
+
+TEST(RecordingPlan, ParsesRfc3339) {
+  EXPECT_EQ(parseRfc3339("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parseRfc3339("2026-03-01T10:00:00Z"), 1772359200);
+  EXPECT_EQ(parseRfc3339("2026-03-01T10:00:00.123456Z"), 1772359200);
+  EXPECT_EQ(parseRfc3339("2026-03-01T12:00:00+02:00"), 1772359200);
+  EXPECT_EQ(parseRfc3339("2026-03-01T09:30:00-00:30"), 1772359200);
+  for (const char* bad :
+       {"", "2026-03-01", "2026-03-01T10:00:00", "2026-13-01T10:00:00Z", "2026-03-01T10:00:00.Z",
+        "2026-03-01T10:00:00Zjunk", "abcd-ef-ghTij:kl:mnZ"}) {
+    EXPECT_FALSE(parseRfc3339(bad).has_value()) << bad;
+  }
+}
+
+TEST(RecordingPlan, PatchSetsOnlyCacheIdWithTheUidAsPrecondition) {
+  EXPECT_EQ(cacheIdPatch(PodIdentity{"n", "p", "u-1"}, 17),
+            R"({"metadata":{"labels":{"pipelines.kubeflow.org/cache_id":"17"},"uid":"u-1"}})"_json);
+  EXPECT_EQ(cacheIdPatch(PodIdentity{"n", "p", ""}, 3),
+            R"({"metadata":{"labels":{"pipelines.kubeflow.org/cache_id":"3"}}})"_json);
+}
+
+}  // namespace
+}  // namespace kcache::watcher
