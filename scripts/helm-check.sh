@@ -83,6 +83,10 @@ python="$(pick_python)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export HELM_CHECK_HELM="$helm" HELM_CHECK_KUBECTL="$kubectl" HELM_CHECK_REPO="$repo" HELM_CHECK_WORK="$work"
+# From here on everything stays on this machine: the fake API server and cache-server listen on
+# 127.0.0.1, and no proxy may be asked for them.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 # Helm must not read or write the user's own configuration or cache.
 export HELM_CONFIG_HOME="$work/helm-config" HELM_CACHE_HOME="$work/helm-cache" HELM_DATA_HOME="$work/helm-data"
 
