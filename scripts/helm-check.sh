@@ -983,9 +983,9 @@ def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_di
             answer = json.loads(response.read())
             check(response.status == 200 and answer.get("response", {}).get("uid") == "helm-check-1"
                   and answer["response"].get("allowed") is True,
-                  f"{tag}: /mutate answers over TLS with the chart's certificate, verified for {server_name}", str(answer)[:300])
+                  f"{tag}: /mutate answers over TLS with the mounted certificate, verified for {server_name}", str(answer)[:300])
         except (OSError, ssl.SSLError, ValueError) as e:
-            check(False, f"{tag}: /mutate answers over TLS with the chart's certificate, verified for {server_name}", f"{e} {log_tail()}")
+            check(False, f"{tag}: /mutate answers over TLS with the mounted certificate, verified for {server_name}", f"{e} {log_tail()}")
     finally:
         server.terminate()
         try:
@@ -1034,6 +1034,28 @@ def check_live_server():
                        extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir,
                        ca_pem=base64.b64decode(secret["data"]["ca.crt"]).decode(),
                        server_name=f"{RELEASE}-kcache.{NAMESPACE}.svc")
+
+        # The kustomize base: the database location comes only from the environment (ConfigMap).
+        base_docs = kustomize("manifests/base")
+        dep = one(base_docs or [], "Deployment", name="kcache")
+        if check(dep is not None, "live: manifests/base rendered for the live run"):
+            tls_dir = os.path.join(WORK, "live-base-tls")
+            os.makedirs(tls_dir, exist_ok=True)
+            crt = os.path.join(tls_dir, "tls.crt")
+            made = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                           "-keyout", os.path.join(tls_dir, "tls.key"), "-out", crt, "-days", "1",
+                           "-subj", "/CN=kcache.kcache.svc", "-addext", "subjectAltName=DNS:kcache.kcache.svc")
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            config = next(d for d in find(base_docs, "ConfigMap") if d["metadata"]["name"].startswith("kcache-database"))
+            env = {**config["data"], "DBCONFIG_HOST_NAME": "127.0.0.1", "DBCONFIG_PORT": str(pg.port),
+                   "DBCONFIG_USER": "postgres", "DBCONFIG_PASSWORD": "", "DBCONFIG_EXTRA_PARAMS": "sslmode=disable",
+                   "POD_NAMESPACE": "kcache", "POD_NAME": "kcache-0",
+                   **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e}}
+            if check(made.returncode == 0, "live: test certificate for kcache.kcache.svc"):
+                run_server("live manifests/base", binary, container, env=env,
+                           replace_flags={"--listen-port": str(free_port()), "--http-port": str(free_port()), "--tls-dir": tls_dir},
+                           extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir, ca_pem=open(crt).read(),
+                           server_name="kcache.kcache.svc")
 
         # Kubeflow's Deployment with the overlay: its own arguments, expanded from its environment.
         kf = kustomize("manifests/tests/kubeflow-pipelines")
