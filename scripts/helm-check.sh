@@ -588,6 +588,7 @@ def chart_refusals():
         ("root pod", dict(base, podSecurityContext={"runAsNonRoot": False}), "runAsNonRoot"),
         ("user id 0", dict(base, podSecurityContext={"runAsUser": 0}), "runAsUser"),
         ("added capability", dict(base, securityContext={"capabilities": {"add": ["NET_ADMIN"]}}), "capabilities"),
+        ("capabilities kept", dict(base, securityContext={"capabilities": {"drop": ["NET_RAW"]}}), "capabilities"),
         ("privilege escalation", dict(base, securityContext={"allowPrivilegeEscalation": True, "runAsNonRoot": True}), "allowPrivilegeEscalation"),
         ("webhook timeout over 30 s", dict(base, webhook={"timeoutSeconds": 31}), "timeoutSeconds"),
         ("staleness not ISO-8601", dict(base, cache={"defaultStaleness": "30d"}), "defaultStaleness"),
@@ -595,6 +596,9 @@ def chart_refusals():
         ("zero replicas", dict(base, replicaCount=0), "replicaCount"),
         ("lookup deadline beyond the webhook timeout", dict(base, server={"lookupTimeoutMs": 5000}), "lookupTimeoutMs"),
     ]
+    single = helm_template(write_values("single-replica", dict(base, replicaCount=1)))
+    check(single.returncode == 0 and not find(docs_of(single.stdout), "PodDisruptionBudget"),
+          "chart: no PodDisruptionBudget with one replica (it would block every node drain)")
     for what, values, needle in cases:
         vf = write_values("refuse-" + re.sub(r"\W+", "-", what), values)
         out = helm_template(vf)
