@@ -69,6 +69,9 @@ TEST_F(StoreTest, GcEvictsTheLeastRecentlyHitBeyondMaxEntries) {
 }
 
 TEST_F(StoreTest, StatsSummariseEntriesHitsAndSavings) {
+  StoreOptions opts = options();
+  opts.hitFlushInterval = std::chrono::hours(1);  // only the explicit flush writes hits
+  store_ = std::make_unique<CacheStore>(opts);
   const int64_t hitOften =
       store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT));
   store().record(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT + 5));
