@@ -1,5 +1,6 @@
 #include "tests/fakekube/fake_kube_server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -750,6 +751,7 @@ class FakeKubeServer::Impl {
           self.bookmarkRequested = false;
         }
       }
+      if (!drop && clientWentAway(stream.lowest_layer().native_handle())) return false;
       if (drop) {
         // Cut the connection mid-stream, as a network failure or an API server restart would.
         ::shutdown(stream.lowest_layer().native_handle(), SHUT_RDWR);
@@ -758,6 +760,13 @@ class FakeKubeServer::Impl {
       if (!out.empty() && !sendChunk(out)) return false;
       if (std::chrono::steady_clock::now() >= deadline) return finish();
     }
+  }
+
+  // A watch client sends nothing while it streams: anything readable (EOF, a TLS close_notify)
+  // means it closed its end.
+  static bool clientWentAway(int fd) {
+    pollfd entry{fd, POLLIN | POLLRDHUP, 0};
+    return ::poll(&entry, 1, 0) > 0;
   }
 
   struct Snapshot {

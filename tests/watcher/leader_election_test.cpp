@@ -1,0 +1,157 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/watcher/watcher_test_support.h"
+#include "watcher/kube_client.h"
+#include "watcher/leader_elector.h"
+#include "watcher/watcher_service.h"
+
+namespace kcache::watcher {
+namespace {
+
+using fakekube::FakeKubeServer;
+using fakekube::makeTaggedPod;
+using fakekube::markSucceeded;
+using std::chrono::milliseconds;
+using testing::configFor;
+using testing::InMemoryCacheRecorder;
+using testing::keyFor;
+using testing::waitFor;
+
+const std::string kLeaseNamespace = "kcache-system";
+const std::string kLeaseName = "kcache-watcher";
+
+WatcherConfig electedConfig(const std::string& identity, bool releaseOnStop = true) {
+  WatcherConfig config;
+  config.informer.namespaceName = "ns";
+  config.informer.backoff = BackoffConfig{milliseconds(20), milliseconds(300)};
+  config.recorder.retryBackoff = BackoffConfig{milliseconds(20), milliseconds(300)};
+  config.gcInterval = milliseconds(0);
+  config.leaderElection = true;
+  config.election.leaseNamespace = kLeaseNamespace;
+  config.election.leaseName = kLeaseName;
+  config.election.identity = identity;
+  config.election.leaseDuration = milliseconds(2000);
+  config.election.renewDeadline = milliseconds(1000);
+  config.election.retryPeriod = milliseconds(100);
+  config.election.releaseOnStop = releaseOnStop;
+  return config;
+}
+
+std::string holder(const FakeKubeServer& server) {
+  const auto lease = server.lease(kLeaseNamespace, kLeaseName);
+  return lease ? lease->at("spec").value("holderIdentity", "") : "";
+}
+
+std::string cacheIdOf(const FakeKubeServer& server, const std::string& name) {
+  const auto pod = server.pod("ns", name);
+  return pod ? pod->at("metadata").at("labels").value("pipelines.kubeflow.org/cache_id", "") : "";
+}
+
+void createCompleted(FakeKubeServer& server, const std::string& name, int n) {
+  auto pod = makeTaggedPod("ns", name, keyFor(n));
+  markSucceeded(pod, "{}");
+  server.createPod(pod);
+}
+
+class LeaderElectionTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<WatcherService> makeService(const WatcherConfig& config,
+                                              core::MetricsRegistry& registry) {
+    return std::make_unique<WatcherService>(makeKubeClient(configFor(server_)), config, store_,
+                                            std::function<void()>{}, registry);
+  }
+
+  FakeKubeServer server_;
+  InMemoryCacheRecorder store_;
+  core::MetricsRegistry registryA_;
+  core::MetricsRegistry registryB_;
+};
+
+TEST_F(LeaderElectionTest, ExactlyOneOfTwoLeadsAndTheOtherTakesOverWhenItStopsRenewing) {
+  auto a = makeService(electedConfig("replica-a", /*releaseOnStop=*/false), registryA_);
+  auto b = makeService(electedConfig("replica-b", /*releaseOnStop=*/false), registryB_);
+  a->start();
+  b->start();
+  ASSERT_TRUE(waitFor([&] { return a->isLeader() || b->isLeader(); }));
+  // Sample for a while: never two leaders, and the lease names the one that leads.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_FALSE(a->isLeader() && b->isLeader());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  WatcherService* leader = a->isLeader() ? a.get() : b.get();
+  WatcherService* follower = leader == a.get() ? b.get() : a.get();
+  const std::string leaderName = leader == a.get() ? "replica-a" : "replica-b";
+  const std::string followerName = leader == a.get() ? "replica-b" : "replica-a";
+  EXPECT_EQ(holder(server_), leaderName);
+  EXPECT_FALSE(follower->isLeader());
+
+  createCompleted(server_, "first", 1);
+  ASSERT_TRUE(waitFor([&] { return !cacheIdOf(server_, "first").empty(); }));
+  EXPECT_EQ(server_.openWatchStreams(), 1);  // only the leader watches
+
+  // The leader stops renewing without giving the lease up, as a killed process would.
+  leader->stop();
+  createCompleted(server_, "meanwhile", 2);
+  ASSERT_TRUE(waitFor([&] { return follower->isLeader(); }, std::chrono::seconds(20)));
+  EXPECT_EQ(holder(server_), followerName);
+  ASSERT_TRUE(waitFor([&] { return !cacheIdOf(server_, "meanwhile").empty(); }));
+  EXPECT_EQ(store_.calls(), 2);
+  EXPECT_EQ(server_.lease(kLeaseNamespace, kLeaseName)->at("spec").value("leaseTransitions", 0), 1);
+}
+
+TEST_F(LeaderElectionTest, ALeaderThatStopsCleanlyReleasesTheLease) {
+  auto a = makeService(electedConfig("replica-a"), registryA_);
+  a->start();
+  ASSERT_TRUE(waitFor([&] { return a->isLeader(); }));
+  a->stop();
+  EXPECT_EQ(holder(server_), "");
+  EXPECT_EQ(registryA_.gauge("kcache_watcher_leader", "").value(), 0);
+  auto b = makeService(electedConfig("replica-b"), registryB_);
+  b->start();
+  ASSERT_TRUE(waitFor([&] { return b->isLeader(); }));
+}
+
+TEST_F(LeaderElectionTest, ALeaderThatLosesTheLeaseStopsWatchingAtOnce) {
+  auto a = makeService(electedConfig("replica-a"), registryA_);
+  a->start();
+  ASSERT_TRUE(waitFor([&] { return a->isLeader() && server_.openWatchStreams() == 1; }));
+  EXPECT_EQ(registryA_.gauge("kcache_watcher_leader", "").value(), 1);
+
+  // Another replica takes the lease (as if this one had been partitioned away for a while).
+  auto lease = server_.lease(kLeaseNamespace, kLeaseName).value();
+  lease["spec"]["holderIdentity"] = "intruder";
+  lease["spec"]["renewTime"] = microTime(std::chrono::system_clock::now());
+  lease["spec"]["leaseDurationSeconds"] = 3600;
+  server_.putLease(lease);
+
+  ASSERT_TRUE(waitFor([&] { return !a->isLeader() && server_.openWatchStreams() == 0; }));
+  EXPECT_EQ(registryA_.gauge("kcache_watcher_leader", "").value(), 0);
+  createCompleted(server_, "unwatched", 1);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(cacheIdOf(server_, "unwatched"), "");  // nobody records while the intruder holds it
+  EXPECT_EQ(holder(server_), "intruder");
+  a->stop();
+}
+
+TEST_F(LeaderElectionTest, ALeaderThatCannotRenewStepsDownAfterTheRenewDeadline) {
+  auto a = makeService(electedConfig("replica-a"), registryA_);
+  a->start();
+  ASSERT_TRUE(waitFor([&] { return a->isLeader() && server_.openWatchStreams() == 1; }));
+  server_.failNextRequests(1000000, 500, "/leases");
+  ASSERT_TRUE(waitFor([&] { return !a->isLeader() && server_.openWatchStreams() == 0; }));
+  server_.failNextRequests(0);
+  // Once the API server answers again, it campaigns and (the lease being its own) leads again.
+  ASSERT_TRUE(waitFor([&] { return a->isLeader(); }));
+  a->stop();
+}
+
+TEST(LeaderElector, MicroTimeFormat) {
+  const auto time =
+      std::chrono::system_clock::time_point(std::chrono::microseconds(1772359200123456));
+  EXPECT_EQ(microTime(time), "2026-03-01T10:00:00.123456Z");
+}
+
+}  // namespace
+}  // namespace kcache::watcher
