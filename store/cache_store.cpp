@@ -277,6 +277,23 @@ class CacheStore::Impl {
 
   const std::string& target() const { return target_; }
 
+  // Runs a filtered operator statement; `extra` are the parameters after the filter's eleven.
+  template <typename... Extra>
+  pqxx::result filtered(const std::string& request, const char* statement, const EntryFilter& f,
+                        Extra... extra) {
+    return withConnection(request, options_.writeTimeout, [&](pqxx::connection& connection) {
+      pqxx::work txn(connection);
+      setLocalTimeout(txn, options_.writeTimeout);
+      pqxx::result rows = txn.exec_prepared(
+          statement, f.id.has_value(), f.id.value_or(0), f.key.has_value(), f.key.value_or(""),
+          f.keyPrefix, f.namespaceName.has_value(), f.namespaceName.value_or(""),
+          f.recordedBefore.has_value(), f.recordedBefore.value_or(0), f.recordedAfter.has_value(),
+          f.recordedAfter.value_or(0), extra...);
+      txn.commit();
+      return rows;
+    });
+  }
+
  private:
   void setUp(pqxx::connection& connection) {
     // The session default bounds lookups, which run outside a transaction; writes raise it with
@@ -290,6 +307,9 @@ class CacheStore::Impl {
     connection.prepare("kcache_existing_id", sql::kExistingId);
     connection.prepare("kcache_hits", sql::kHits);
     connection.prepare("kcache_gc_expired", sql::kGcExpired);
+    connection.prepare("kcache_list_entries", sql::kListEntries);
+    connection.prepare("kcache_count_entries", sql::kCountEntries);
+    connection.prepare("kcache_purge_entries", sql::kPurgeEntries);
     connection.prepare("kcache_gc_evict", sql::kGcEvict);
   }
 
@@ -445,6 +465,23 @@ GcResult CacheStore::gc(const GcOptions& options) {
 }
 StoreStats CacheStore::stats() {
   return impl_->stats();
+}
+std::vector<CacheEntry> CacheStore::listEntries(const EntryFilter& filter, int64_t afterId,
+                                                int64_t limit) {
+  std::vector<CacheEntry> entries;
+  for (const auto& row :
+       impl_->filtered("store list", "kcache_list_entries", filter, afterId, limit)) {
+    entries.push_back(toEntry(row));
+  }
+  return entries;
+}
+int64_t CacheStore::countEntries(const EntryFilter& filter) {
+  return impl_->filtered("store count", "kcache_count_entries", filter)[0][0].as<int64_t>();
+}
+int64_t CacheStore::purgeEntries(const EntryFilter& filter) {
+  const auto rows = impl_->filtered("store purge", "kcache_purge_entries", filter);
+  spdlog::info("store: purged {} entries", rows.affected_rows());
+  return static_cast<int64_t>(rows.affected_rows());
 }
 const std::string& CacheStore::target() const {
   return impl_->target();

@@ -111,6 +111,16 @@ struct StoreStats {
   int64_t droppedHits = 0;  // lost because the queue was full or a flush failed for good
 };
 
+// Selects entries for operators (cachectl list, show, purge). Unset fields select everything.
+struct EntryFilter {
+  std::optional<int64_t> id;
+  std::optional<std::string> key;            // the whole execution key
+  std::string keyPrefix;                     // lower-case hex the key starts with
+  std::optional<std::string> namespaceName;  // "" selects legacy rows without a namespace
+  std::optional<int64_t> recordedBefore;     // StartedAtInSec < this
+  std::optional<int64_t> recordedAfter;      // StartedAtInSec > this
+};
+
 // The PostgreSQL cache store. Thread-safe; one instance per process.
 class CacheStore : public CacheLookup, public CacheRecorder {
  public:
@@ -127,10 +137,18 @@ class CacheStore : public CacheLookup, public CacheRecorder {
 
   // Applies the pending schema migrations under an advisory lock; returns how many it applied.
   int migrate();
+  // One round trip within lookupTimeout (readiness checks); throws StoreError when unreachable.
+  void ping();
   // Writes the queued hits now (the background flusher does this every hitFlushInterval).
   void flushHits();
   GcResult gc(const GcOptions& options);
   StoreStats stats();
+
+  // Operators' queries, never on the admission path: entries in id order after `afterId`, at
+  // most `limit` of them; how many match; deleting those that match (returns how many went).
+  std::vector<CacheEntry> listEntries(const EntryFilter& filter, int64_t afterId, int64_t limit);
+  int64_t countEntries(const EntryFilter& filter);
+  int64_t purgeEntries(const EntryFilter& filter);
   // "user@host:port/db", never the password.
   const std::string& target() const;
 

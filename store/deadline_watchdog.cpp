@@ -57,6 +57,7 @@ void DeadlineWatchdog::run() {
         next = std::min(next, watched.deadline);
       }
     }
+    wakeAt_ = next;
     if (next == Clock::time_point::max()) {
       changed_.wait(lock);
     } else {

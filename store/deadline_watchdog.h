@@ -54,6 +54,7 @@ class DeadlineWatchdog {
   std::condition_variable changed_;
   std::map<uint64_t, Watched> watched_;
   uint64_t nextId_ = 1;
+  Clock::time_point wakeAt_ = Clock::time_point::max();  // when the thread wakes up next
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -10,15 +10,14 @@ inline constexpr const char* kEntryColumns =
        "LastHitAtInSec")";
 
 // $1 scope key, $2 cache key, $3 now, $4 pod staleness (never 0 here). Fresh by both the
-// entry's recorded staleness and the pod's, boundary inclusive as in Kubeflow; served by the
-// unique (ScopeKey, ExecutionCacheKey) index.
+// entry's recorded staleness and the pod's, boundary inclusive as in Kubeflow. The unique
+// (ScopeKey, ExecutionCacheKey) index serves it and guarantees at most one row, which is the
+// newest entry for the key (record() replaces older ones): no ORDER BY, so no sort step.
 inline const std::string kLookup = std::string("SELECT ") + kEntryColumns + R"(
   FROM execution_caches
   WHERE "ScopeKey" = $1 AND "ExecutionCacheKey" = $2 AND "StartedAtInSec" >= 0
     AND ("MaxCacheStaleness" < 0 OR $3::bigint - "StartedAtInSec" <= "MaxCacheStaleness")
-    AND ($4::bigint < 0 OR $3::bigint - "StartedAtInSec" <= $4::bigint)
-  ORDER BY "StartedAtInSec" DESC, "ID" DESC
-  LIMIT 1)";
+    AND ($4::bigint < 0 OR $3::bigint - "StartedAtInSec" <= $4::bigint))";
 
 // A newer result replaces the entry in place (same id, hit counters restart); an equal or older
 // one leaves it alone and returns no row.
@@ -62,5 +61,24 @@ inline const std::string kGcEvict = R"(
   DELETE FROM execution_caches WHERE "ID" IN (
     SELECT "ID" FROM execution_caches
     ORDER BY COALESCE("LastHitAtInSec", "StartedAtInSec"), "ID" LIMIT $1))";
+
+// Operators' queries (cachectl list, show, purge). Optional filters arrive as (flag, value) pairs
+// because libpqxx 6.4 cannot pass NULL parameters: $1/$2 id, $3/$4 key, $5 key prefix ('' for
+// any), $6/$7 namespace, $8/$9 recorded before, $10/$11 recorded after.
+inline constexpr const char* kEntryFilter = R"(
+  WHERE ($1::boolean IS FALSE OR "ID" = $2::bigint)
+    AND ($3::boolean IS FALSE OR "ExecutionCacheKey" = $4::text)
+    AND left("ExecutionCacheKey", length($5::text)) = $5::text
+    AND ($6::boolean IS FALSE OR "Namespace" = $7::text)
+    AND ($8::boolean IS FALSE OR "StartedAtInSec" < $9::bigint)
+    AND ($10::boolean IS FALSE OR "StartedAtInSec" > $11::bigint))";
+
+// $12 the last id of the previous page, $13 the page size.
+inline const std::string kListEntries =
+    std::string("SELECT ") + kEntryColumns + " FROM execution_caches" + kEntryFilter +
+    R"( AND "ID" > $12::bigint ORDER BY "ID" LIMIT $13::bigint)";
+inline const std::string kCountEntries =
+    std::string("SELECT count(*) FROM execution_caches") + kEntryFilter;
+inline const std::string kPurgeEntries = std::string("DELETE FROM execution_caches") + kEntryFilter;
 
 }  // namespace kcache::store::sql

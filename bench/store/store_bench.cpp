@@ -4,7 +4,8 @@
 //
 // Sizes come from the environment so a quick run is possible:
 //   KCACHE_BENCH_SMALL (10000), KCACHE_BENCH_LARGE (1000000) entries,
-//   KCACHE_BENCH_EXPIRED (100000) expired entries for GC, KCACHE_BENCH_LOOKUPS (20000) per thread.
+//   KCACHE_BENCH_EXPIRED (100000) expired entries for GC, KCACHE_BENCH_LOOKUPS (20000) per thread
+//   and round, KCACHE_BENCH_ROUNDS (3) alternating rounds of lookup and baseline per size.
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
 
@@ -187,8 +188,10 @@ void runLatencyBenchmark(benchmark::State& state, const std::string& name,
   }
 }
 
-void registerLookupBenchmarks(Dataset& dataset, int64_t lookupsPerThread) {
-  const std::string size = std::to_string(dataset.entries);
+// One round: the store's lookup, then the baseline, on the same entries. Rounds alternate so
+// that a change in machine load during the run hits both sides alike.
+void registerLookupBenchmarks(Dataset& dataset, int64_t lookupsPerThread, int round) {
+  const std::string size = std::to_string(dataset.entries) + "/round:" + std::to_string(round);
   gPools["lookup/" + size];
   gPools["baseline/" + size];
   benchmark::RegisterBenchmark(
@@ -284,12 +287,31 @@ void registerGcBenchmark(Dataset& dataset, int64_t expired) {
       ->Unit(benchmark::kMillisecond);
 }
 
-void printSummary(const std::vector<int64_t>& sizes, int64_t expired) {
-  std::printf("\nSummary (%d threads; latency in microseconds)\n", kThreads);
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Medians over the rounds of each figure.
+Figures medianFigures(const std::string& prefix, int rounds) {
+  std::vector<double> p50, p99, perSecond;
+  for (int round = 0; round < rounds; ++round) {
+    const Figures& figures = gFigures[prefix + "/round:" + std::to_string(round)];
+    p50.push_back(figures.p50Us);
+    p99.push_back(figures.p99Us);
+    perSecond.push_back(figures.perSecond);
+  }
+  return {median(p50), median(p99), median(perSecond)};
+}
+
+void printSummary(const std::vector<int64_t>& sizes, int64_t expired, int rounds) {
+  std::printf("\nSummary (%d threads; latency in microseconds; medians of %d rounds)\n", kThreads,
+              rounds);
   for (int64_t size : sizes) {
     const std::string s = std::to_string(size);
-    const Figures lookup = gFigures["lookup/" + s];
-    const Figures baseline = gFigures["baseline/" + s];
+    const Figures lookup = medianFigures("lookup/" + s, rounds);
+    const Figures baseline = medianFigures("baseline/" + s, rounds);
     std::printf(
         "  %8s entries: lookup p50 %.0f p99 %.0f, %.0f lookups/s | baseline PK select p50 %.0f "
         "p99 %.0f, %.0f/s | lookup throughput = %.0f%% of baseline\n",
@@ -317,6 +339,7 @@ int main(int argc, char** argv) {
   const int64_t large = envCount("KCACHE_BENCH_LARGE", 1000000);
   const int64_t expired = envCount("KCACHE_BENCH_EXPIRED", 100000);
   const int64_t lookups = envCount("KCACHE_BENCH_LOOKUPS", 20000);
+  const int rounds = static_cast<int>(envCount("KCACHE_BENCH_ROUNDS", 3));
   const int64_t probes = std::min<int64_t>(20000, std::min(small, large));
 
   auto& server = kcache::test_support::PostgresServer::shared();
@@ -324,11 +347,13 @@ int main(int argc, char** argv) {
   datasets.reserve(2);
   datasets.push_back(makeDataset(server, small, probes));
   datasets.push_back(makeDataset(server, large, probes));
-  for (auto& dataset : datasets) registerLookupBenchmarks(dataset, lookups);
+  for (auto& dataset : datasets) {
+    for (int round = 0; round < rounds; ++round) registerLookupBenchmarks(dataset, lookups, round);
+  }
   registerGcBenchmark(datasets.back(), expired);
 
   benchmark::RunSpecifiedBenchmarks();
-  printSummary({small, large}, expired);
+  printSummary({small, large}, expired, rounds);
   benchmark::Shutdown();
   return 0;
 }

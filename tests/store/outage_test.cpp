@@ -34,7 +34,9 @@ TEST(StoreOutageTest, LookupsFailFastDuringAnOutageAndRecoverAfterRestart) {
   const int64_t id = store.record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT));
   ASSERT_TRUE(store.lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT));
 
+  EXPECT_NO_THROW(store.ping());
   server.stop();
+  EXPECT_THROW(store.ping(), StoreError);
   for (int i = 0; i < 5; ++i) {
     const auto started = Clock::now();
     const std::string error = lookupError(store);
