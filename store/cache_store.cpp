@@ -277,6 +277,13 @@ class CacheStore::Impl {
 
   const std::string& target() const { return target_; }
 
+  void ping() {
+    withConnection("store ping", options_.lookupTimeout, [](pqxx::connection& connection) {
+      pqxx::nontransaction(connection).exec("SELECT 1");
+      return 0;
+    });
+  }
+
   // Runs a filtered operator statement; `extra` are the parameters after the filter's eleven.
   template <typename... Extra>
   pqxx::result filtered(const std::string& request, const char* statement, const EntryFilter& f,
@@ -456,6 +463,9 @@ int64_t CacheStore::record(CacheScope scope, const NewEntry& entry) {
 
 int CacheStore::migrate() {
   return impl_->migrate();
+}
+void CacheStore::ping() {
+  impl_->ping();
 }
 void CacheStore::flushHits() {
   impl_->flushHits();
