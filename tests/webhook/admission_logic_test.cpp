@@ -340,6 +340,10 @@ struct StalenessCase {
   bool hit;
 };
 
+void PrintTo(const StalenessCase& value, std::ostream* out) {
+  *out << value.name;
+}
+
 class StalenessTest : public AdmissionLogicTest,
                       public ::testing::WithParamInterface<StalenessCase> {};
 

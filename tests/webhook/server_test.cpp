@@ -261,6 +261,10 @@ struct MalformedCase {
   int status;
 };
 
+void PrintTo(const MalformedCase& value, std::ostream* out) {
+  *out << value.name;
+}
+
 class MalformedRequestTest : public ServerTest,
                              public ::testing::WithParamInterface<MalformedCase> {};
 

@@ -1,0 +1,338 @@
+// Admission throughput and latency of the real cache-server binary (real PostgreSQL) over HTTPS
+// keep-alive, on the hit and the miss path, and in the same run a baseline: a TLS responder in
+// this process that answers every request with a fixed AdmissionReview (the same TLS and HTTP
+// stack without any admission work; nginx is not among the installed packages).
+// Prints req/s, p50/p99 latency, the ratio to the baseline, and the server's peak RSS.
+#include <benchmark/benchmark.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "core/execution_key.h"
+#include "core/execution_output.h"
+#include "core/pod_template.h"
+#include "store/cache_store.h"
+#include "tests/support/postgres_server.h"
+#include "tests/webhook/webhook_test_support.h"
+#include "webhook/tls_context.h"
+
+namespace {
+
+using namespace kcache;
+using nlohmann::json;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+uint16_t freePort() {
+  net::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+std::string valueAfter(const std::string& text, const std::string& key) {
+  const auto start = text.find(key) + key.size();
+  return text.substr(start, text.find(' ', start) - start);
+}
+
+long peakRssKb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// A TLS server answering every request with the same body: the cost of TLS + HTTP alone.
+class FixedResponder {
+ public:
+  FixedResponder(const std::filesystem::path& cert, const std::filesystem::path& key,
+                 std::string body)
+      : context_(webhook::makeServerTlsContext(cert, key)),
+        body_(std::move(body)),
+        acceptor_(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
+    thread_ = std::thread([this] { acceptLoop(); });
+  }
+  ~FixedResponder() {
+    stopping_ = true;
+    beast::error_code ignored;
+    // Wake the accept loop with a last connection.
+    tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ignored);
+    thread_.join();
+    for (auto& connection : connections_) connection.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  void acceptLoop() {
+    while (!stopping_) {
+      tcp::socket socket(io_);
+      beast::error_code error;
+      acceptor_.accept(socket, error);
+      if (error || stopping_) return;
+      connections_.emplace_back(
+          [this, socket = std::move(socket)]() mutable { serve(std::move(socket)); });
+    }
+  }
+  void serve(tcp::socket socket) {
+    beast::ssl_stream<tcp::socket> stream(std::move(socket), *context_);
+    beast::error_code error;
+    stream.handshake(net::ssl::stream_base::server, error);
+    beast::flat_buffer buffer;
+    while (!error) {
+      http::request<http::string_body> request;
+      http::read(stream, buffer, request, error);
+      if (error) break;
+      http::response<http::string_body> response(http::status::ok, 11);
+      response.set(http::field::content_type, "application/json");
+      response.body() = body_;
+      response.keep_alive(request.keep_alive());
+      response.prepare_payload();
+      http::write(stream, response, error);
+    }
+  }
+
+  std::shared_ptr<net::ssl::context> context_;
+  std::string body_;
+  net::io_context io_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  std::vector<std::thread> connections_;
+};
+
+// PostgreSQL, certificates, the cache-server process and the baseline, shared by all benchmarks.
+class Environment {
+ public:
+  Environment() {
+    auto& postgres = test_support::PostgresServer::shared();
+    const auto dsn = postgres.createFreshDatabase("webhook_bench");
+    store::StoreOptions storeOptions;
+    storeOptions.dsn = dsn;
+    store_ = std::make_unique<store::CacheStore>(storeOptions);
+
+    hitReview_ = webhook::testing::fixtureJson("argo-3.5-v1.json");
+    const auto argoTemplate = core::findArgoTemplate(hitReview_["request"]["object"])->argoTemplate;
+    store::NewEntry entry;
+    entry.key = core::computeExecutionKey(argoTemplate).value().hex();
+    entry.namespaceName = "team-a";
+    entry.podName = "earlier";
+    entry.executionTemplate = argoTemplate;
+    entry.executionOutput = core::encodeExecutionOutput(
+        {R"({"parameters":[{"name":"train-accuracy","value":"0.93"}],"exitCode":"0"})", "42"});
+    entry.recordedAtInSec = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    store_->record(store::CacheScope::kNamespace, entry);
+    // Nothing is recorded for this namespace, so the same pod there is always a miss.
+    missReview_ = hitReview_;
+    missReview_["request"]["namespace"] = "team-miss";
+    missReview_["request"]["object"]["metadata"]["namespace"] = "team-miss";
+
+    cert_ = certs_.path() / "cert.pem";
+    key_ = certs_.path() / "key.pem";
+    webhook::testing::writeSelfSignedCertificate(cert_, key_, "kcache-bench");
+    tlsPort_ = freePort();
+    httpPort_ = freePort();
+    startServer(postgres.port(), valueAfter(dsn + " ", "dbname="));
+
+    webhook::testing::HttpsClient client(tlsPort_, {cert_});
+    const auto answer = client.postReview(hitReview_.dump());
+    if (answer.body.find("\"patch\"") == std::string::npos) {
+      throw std::runtime_error("the hit review did not hit: " + answer.body);
+    }
+    baseline_ = std::make_unique<FixedResponder>(cert_, key_, answer.body);
+  }
+
+  ~Environment() {
+    baseline_.reset();
+    if (serverPid_ > 0) {
+      kill(serverPid_, SIGTERM);
+      int status = 0;
+      waitpid(serverPid_, &status, 0);
+    }
+  }
+
+  uint16_t tlsPort() const { return tlsPort_; }
+  uint16_t baselinePort() const { return baseline_->port(); }
+  const std::filesystem::path& cert() const { return cert_; }
+  std::string hitBody() const { return hitReview_.dump(); }
+  std::string missBody() const { return missReview_.dump(); }
+  long serverPeakRssKb() const { return peakRssKb(serverPid_); }
+
+ private:
+  void startServer(int postgresPort, const std::string& dbName) {
+    const std::vector<std::string> arguments = {KCACHE_CACHE_SERVER_BINARY,
+                                                "--db_driver=pgx",
+                                                "--db_host=127.0.0.1",
+                                                "--db_port=" + std::to_string(postgresPort),
+                                                "--db_user=postgres",
+                                                "--db_name=" + dbName,
+                                                "--listen-address=127.0.0.1",
+                                                "--listen_port=" + std::to_string(tlsPort_),
+                                                "--http-port=" + std::to_string(httpPort_),
+                                                "--tls-dir=" + certs_.path().string(),
+                                                "--log-level=warn"};
+    serverPid_ = fork();
+    if (serverPid_ == 0) {
+      std::vector<char*> argv;
+      for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 300; ++i) {
+      try {
+        if (webhook::testing::httpGet(httpPort_, "/readyz").status == 200) return;
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("cache-server did not become ready");
+  }
+
+  webhook::testing::TempDir certs_;
+  std::filesystem::path cert_, key_;
+  std::unique_ptr<store::CacheStore> store_;
+  json hitReview_, missReview_;
+  uint16_t tlsPort_ = 0, httpPort_ = 0;
+  pid_t serverPid_ = -1;
+  std::unique_ptr<FixedResponder> baseline_;
+};
+
+Environment& environment() {
+  static Environment instance;
+  return instance;
+}
+
+struct LoadResult {
+  double requestsPerSecond = 0;
+  double p50Us = 0, p99Us = 0;
+  int failures = 0;
+};
+
+// `connections` keep-alive clients each sending `perConnection` requests; with a rate, requests
+// are paced to that many per second in total (open-loop schedule, latency from the slot time).
+LoadResult runLoad(uint16_t port, const std::string& body, int connections, int perConnection,
+                   double ratePerSecond = 0) {
+  std::vector<std::vector<double>> latencies(connections);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now() + std::chrono::milliseconds(50);
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&, c] {
+      webhook::testing::HttpsClient client(port, {environment().cert()});
+      std::this_thread::sleep_until(start);
+      for (int i = 0; i < perConnection; ++i) {
+        auto sent = Clock::now();
+        if (ratePerSecond > 0) {
+          const auto slot =
+              start + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>((i * connections + c) / ratePerSecond));
+          std::this_thread::sleep_until(slot);
+          sent = slot;
+        }
+        const auto response = client.postReview(body);
+        if (response.status != 200) ++failures;
+        latencies[c].push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> all;
+  for (const auto& perThread : latencies) all.insert(all.end(), perThread.begin(), perThread.end());
+  std::sort(all.begin(), all.end());
+  LoadResult result;
+  result.requestsPerSecond = static_cast<double>(all.size()) / seconds;
+  result.p50Us = all[all.size() / 2];
+  result.p99Us = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  result.failures = failures.load();
+  return result;
+}
+
+double baselineRequestsPerSecond = 0;
+constexpr int kConnections = 4;
+constexpr int kPerConnection = 1500;
+
+void report(benchmark::State& state, const LoadResult& result, bool withServerRss) {
+  state.counters["req_per_s"] = result.requestsPerSecond;
+  state.counters["p50_us"] = result.p50Us;
+  state.counters["p99_us"] = result.p99Us;
+  state.counters["failures"] = result.failures;
+  if (baselineRequestsPerSecond > 0) {
+    state.counters["ratio_to_baseline"] = result.requestsPerSecond / baselineRequestsPerSecond;
+  }
+  if (withServerRss) {
+    state.counters["server_peak_rss_mb"] =
+        static_cast<double>(environment().serverPeakRssKb()) / 1024.0;
+  }
+}
+
+void BM_BaselineFixedTlsResponder(benchmark::State& state) {
+  LoadResult result;
+  for (auto _ : state) {
+    result = runLoad(environment().baselinePort(), environment().hitBody(), kConnections,
+                     kPerConnection);
+  }
+  baselineRequestsPerSecond = result.requestsPerSecond;
+  report(state, result, false);
+}
+
+void BM_CacheServerHit(benchmark::State& state) {
+  LoadResult result;
+  for (auto _ : state) {
+    result =
+        runLoad(environment().tlsPort(), environment().hitBody(), kConnections, kPerConnection);
+  }
+  report(state, result, true);
+}
+
+void BM_CacheServerMiss(benchmark::State& state) {
+  LoadResult result;
+  for (auto _ : state) {
+    result =
+        runLoad(environment().tlsPort(), environment().missBody(), kConnections, kPerConnection);
+  }
+  report(state, result, true);
+}
+
+// Latency at a steady 1,000 reviews/s (hit path), the rate the p99 target is stated for.
+void BM_CacheServerHitAt1000PerSecond(benchmark::State& state) {
+  LoadResult result;
+  for (auto _ : state) {
+    result = runLoad(environment().tlsPort(), environment().hitBody(), 2, 1000, 1000.0);
+  }
+  report(state, result, true);
+}
+
+BENCHMARK(BM_BaselineFixedTlsResponder)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CacheServerHit)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CacheServerMiss)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CacheServerHitAt1000PerSecond)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
