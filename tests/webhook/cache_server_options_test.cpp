@@ -1,0 +1,66 @@
+// cache-server's flags: Kubeflow's spellings (with Go's single dash), kebab-case, environment,
+// TLS file lookup in --tls-dir, and refusal of drivers other than PostgreSQL.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "cmd/cache-server/options.h"
+
+namespace kcache::cache_server {
+namespace {
+
+Options parse(std::vector<std::string> arguments) {
+  arguments.insert(arguments.begin(), "cache-server");
+  std::vector<const char*> argv;
+  for (const auto& argument : arguments) argv.push_back(argument.c_str());
+  const auto normalized = normalizeGoStyleArguments(static_cast<int>(argv.size()), argv.data());
+  std::vector<const char*> pointers;
+  for (const auto& argument : normalized) pointers.push_back(argument.c_str());
+  CLI::App app;
+  Options options;
+  addOptions(app, options);
+  app.parse(static_cast<int>(pointers.size()), pointers.data());
+  return options;
+}
+
+TEST(CacheServerOptionsTest, KubeflowDeploymentArgumentsWorkUnchanged) {
+  const auto options = parse({"--db_driver=pgx", "--db_host=postgres", "--db_port=5432",
+                              "--db_name=cachedb", "--db_user=root", "--db_password=secret",
+                              "--namespace_to_watch=kubeflow", "--listen_port=8443"});
+  EXPECT_EQ(options.dbDriver, "pgx");
+  EXPECT_EQ(options.database.host, "postgres");
+  EXPECT_EQ(options.database.user, "root");
+  EXPECT_EQ(options.database.password, "secret");
+  EXPECT_EQ(options.namespaceToWatch, "kubeflow");
+  EXPECT_EQ(options.listenPort, 8443);
+  EXPECT_NO_THROW(validate(options));
+}
+
+TEST(CacheServerOptionsTest, GoSingleDashAndKebabCase) {
+  const auto options = parse({"-db_host=db.example", "-db_port", "6543", "--cache-scope", "cluster",
+                              "--tls-cert-filename=/abs/cert.pem", "--http-port=9090"});
+  EXPECT_EQ(options.database.host, "db.example");
+  EXPECT_EQ(options.database.port, 6543);
+  EXPECT_EQ(options.cacheScope, "cluster");
+  EXPECT_EQ(options.httpPort, 9090);
+  EXPECT_EQ(resolveTlsFile(options.tlsDir, options.tlsCertFilename), "/abs/cert.pem");
+  EXPECT_EQ(resolveTlsFile(options.tlsDir, options.tlsKeyFilename), "/etc/webhook/certs/key.pem");
+}
+
+TEST(CacheServerOptionsTest, EnvironmentFillsFlags) {
+  ::setenv("KCACHE_LOOKUP_TIMEOUT_MS", "250", 1);
+  ::setenv("DBCONFIG_HOST_NAME", "from-env", 1);
+  const auto options = parse({});
+  ::unsetenv("KCACHE_LOOKUP_TIMEOUT_MS");
+  ::unsetenv("DBCONFIG_HOST_NAME");
+  EXPECT_EQ(options.lookupTimeoutMs, 250);
+  EXPECT_EQ(options.database.host, "from-env");
+}
+
+TEST(CacheServerOptionsTest, RefusesWhatCannotWork) {
+  EXPECT_THROW(validate(parse({"--db_driver=mysql"})), std::invalid_argument);
+  EXPECT_THROW(validate(parse({"--listen-port=8080"})), std::invalid_argument);
+  EXPECT_THROW(parse({"--cache-scope=tenant"}), CLI::ValidationError);
+}
+
+}  // namespace
+}  // namespace kcache::cache_server
