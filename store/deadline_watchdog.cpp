@@ -20,13 +20,12 @@ DeadlineWatchdog::~DeadlineWatchdog() {
 DeadlineWatchdog::Guard DeadlineWatchdog::watch(int socket, Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   const uint64_t id = nextId_++;
-  // Only a deadline earlier than every watched one changes when the thread must wake up.
-  const bool earliest = std::all_of(watched_.begin(), watched_.end(), [&](const auto& entry) {
-    return deadline < entry.second.deadline;
-  });
   watched_.emplace(id, Watched{socket, deadline});
+  // Wake the thread only when it would sleep past this deadline (see run()).
+  const bool wakeEarlier = deadline < wakeAt_;
+  if (wakeEarlier) wakeAt_ = deadline;
   lock.unlock();
-  if (earliest) changed_.notify_one();
+  if (wakeEarlier) changed_.notify_one();
   return Guard(this, id);
 }
 
@@ -43,10 +42,13 @@ bool DeadlineWatchdog::Guard::fired() const {
 }
 
 void DeadlineWatchdog::run() {
+  // Waking up at least every tick, even with nothing to watch, means a new query needs to wake
+  // the thread only when its deadline is closer than that: practically never.
+  constexpr auto kTick = std::chrono::milliseconds(25);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    auto next = Clock::time_point::max();
     const auto now = Clock::now();
+    auto next = now + kTick;
     for (auto& [id, watched] : watched_) {
       if (watched.fired) continue;
       if (watched.deadline <= now) {
@@ -58,11 +60,7 @@ void DeadlineWatchdog::run() {
       }
     }
     wakeAt_ = next;
-    if (next == Clock::time_point::max()) {
-      changed_.wait(lock);
-    } else {
-      changed_.wait_until(lock, next);
-    }
+    changed_.wait_until(lock, next);
   }
 }
 
