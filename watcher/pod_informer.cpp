@@ -3,10 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include "core/pod_contract.h"
+#include "watcher/recording_plan.h"
 #include "watcher/watch_event.h"
 
 namespace kcache::watcher {
 namespace {
+
+constexpr std::chrono::seconds kHealthyStreamDuration{10};
 
 std::string podName(const nlohmann::json& pod) {
   const auto& metadata = pod.value("metadata", nlohmann::json::object());
@@ -49,7 +52,12 @@ void PodInformer::run(std::stop_token stop) {
         firstList = false;
         backoff.reset();
       }
-      switch (watchOnce(stop, healthy)) {
+      const auto watchStarted = std::chrono::steady_clock::now();
+      const WatchEnd end = watchOnce(stop, healthy);
+      // A quiet stream that lasted (the server's timeoutSeconds) was healthy too: reconnect at
+      // once rather than backing off further on a cluster without bookmarks.
+      if (std::chrono::steady_clock::now() - watchStarted >= kHealthyStreamDuration) healthy = true;
+      switch (end) {
         case WatchEnd::kStopped:
           return;
         case WatchEnd::kExpired:
@@ -83,12 +91,28 @@ void PodInformer::listAll(std::stop_token stop) {
   options.limit = config_.pageSize;
   std::string listVersion;
   size_t count = 0;
+  std::set<std::string> listed;
   do {
-    PodListPage page = api_.listPods(config_.namespaceName, options);
+    PodListPage page;
+    try {
+      page = api_.listPods(config_.namespaceName, options);
+    } catch (const KubeApiError& e) {
+      if (e.status() != 410 || options.continueToken.empty()) throw;
+      // The snapshot behind the continue token was compacted away: like client-go's pager, fall
+      // back to one unpaged list rather than starting a paged list that may expire again.
+      spdlog::info("watcher: continue token expired after {} pods, listing without paging", count);
+      options.limit = 0;
+      options.continueToken.clear();
+      listVersion.clear();
+      listed.clear();
+      count = 0;
+      page = api_.listPods(config_.namespaceName, options);
+    }
     // A paged list is one snapshot: the first page's version is the one to watch from.
     if (listVersion.empty()) listVersion = page.resourceVersion;
     for (const auto& pod : page.items) {
       if (stop.stop_requested()) return;
+      listed.insert(trackingId(identityOf(pod)));
       try {
         handler_.onPod(pod);
       } catch (const std::exception& e) {
@@ -98,6 +122,8 @@ void PodInformer::listAll(std::stop_token stop) {
     }
     options.continueToken = page.continueToken;
   } while (!options.continueToken.empty() && !stop.stop_requested());
+  if (stop.stop_requested()) return;
+  handler_.onListed(listed);
   setResumeVersion(listVersion);
   metrics_.lists.inc();
   completedLists_.fetch_add(1);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <string>
 
@@ -22,6 +23,9 @@ class PodEventHandler {
   virtual ~PodEventHandler() = default;
   virtual void onPod(const nlohmann::json& pod) = 0;
   virtual void onPodDeleted(const nlohmann::json& pod) = 0;
+  // After a complete list: the tracking ids (trackingId() in recording_plan.h) of every pod it
+  // held, so that state kept for pods deleted while the watch was down can be dropped.
+  virtual void onListed(const std::set<std::string>& /*trackingIds*/) {}
 };
 
 struct InformerConfig {

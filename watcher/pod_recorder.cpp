@@ -7,11 +7,6 @@
 namespace kcache::watcher {
 namespace {
 
-std::string trackingId(const PodIdentity& pod) {
-  // The uid tells apart a pod from a later one of the same name; names are a fallback only.
-  return pod.uid.empty() ? pod.namespaceName + "/" + pod.name : pod.uid;
-}
-
 int64_t unixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -89,6 +84,23 @@ void PodRecorder::onPodDeleted(const nlohmann::json& pod) {
   const auto it = known_.find(id);
   // A queued pod is kept: its outputs are still worth recording, only the patch will fail.
   if (it != known_.end() && it->second == State::kLabelled) known_.erase(it);
+}
+
+void PodRecorder::onListed(const std::set<std::string>& trackingIds) {
+  std::lock_guard lock(mutex_);
+  for (auto it = known_.begin(); it != known_.end();) {
+    // Queued pods stay: their outputs are worth recording even if the pod is gone.
+    if (it->second == State::kLabelled && trackingIds.count(it->first) == 0) {
+      it = known_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+size_t PodRecorder::tracked() const {
+  std::lock_guard lock(mutex_);
+  return known_.size();
 }
 
 void PodRecorder::runWorker(std::stop_token stop) {

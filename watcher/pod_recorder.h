@@ -47,8 +47,11 @@ class PodRecorder final : public PodEventHandler {
 
   void onPod(const nlohmann::json& pod) override;
   void onPodDeleted(const nlohmann::json& pod) override;
+  void onListed(const std::set<std::string>& trackingIds) override;
 
   size_t queued() const;
+  // Pods remembered as queued or labelled-but-not-yet-seen-labelled (bounded by the live pods).
+  size_t tracked() const;
 
  private:
   enum class State { kQueued, kLabelled };

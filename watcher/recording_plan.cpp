@@ -61,6 +61,10 @@ PodIdentity identityOf(const nlohmann::json& pod) {
                      stringMember(metadata, "uid").value_or("")};
 }
 
+std::string trackingId(const PodIdentity& pod) {
+  return pod.uid.empty() ? pod.namespaceName + "/" + pod.name : pod.uid;
+}
+
 std::optional<std::string> cacheIdLabel(const nlohmann::json& pod) {
   const nlohmann::json* metadata = metadataOf(pod);
   const nlohmann::json* labels = metadata ? member(*metadata, "labels") : nullptr;

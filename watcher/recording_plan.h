@@ -36,6 +36,10 @@ std::string_view toString(SkipReason reason);
 
 PodIdentity identityOf(const nlohmann::json& pod);
 
+// How the watcher tells pods apart: the uid (a pod re-created under the same name is another
+// pod), namespace/name only when a pod has no uid.
+std::string trackingId(const PodIdentity& pod);
+
 // The cache_id label value, nullopt when the label is absent.
 std::optional<std::string> cacheIdLabel(const nlohmann::json& pod);
 

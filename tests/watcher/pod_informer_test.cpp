@@ -177,6 +177,65 @@ TEST_F(InformerTest, BacksOffWhileTheServerFails) {
   ASSERT_TRUE(watching());
 }
 
+// A list whose continue token expires between pages (history compacted meanwhile) falls back to
+// one unpaged list instead of failing.
+class ExpiringContinueApi : public KubeApi {
+ public:
+  explicit ExpiringContinueApi(KubeApi& real, FakeKubeServer& server)
+      : real_(real), server_(server) {}
+  PodListPage listPods(const std::string& ns, const ListOptions& options) override {
+    if (!options.continueToken.empty() && !expired_) {
+      expired_ = true;
+      server_.createPod(makeTaggedPod("ns", "late", keyFor(99)));
+      server_.expireHistory();
+    }
+    limits_.push_back(options.limit);
+    return real_.listPods(ns, options);
+  }
+  void watchPods(const std::string& ns, const WatchOptions& options,
+                 const std::function<bool(std::string_view)>& onLine,
+                 std::stop_token stop) override {
+    real_.watchPods(ns, options, onLine, stop);
+  }
+  nlohmann::json mergePatchPod(const std::string& ns, const std::string& name,
+                               const nlohmann::json& patch) override {
+    return real_.mergePatchPod(ns, name, patch);
+  }
+  std::optional<nlohmann::json> getLease(const std::string& ns, const std::string& name) override {
+    return real_.getLease(ns, name);
+  }
+  nlohmann::json createLease(const std::string& ns, const nlohmann::json& lease) override {
+    return real_.createLease(ns, lease);
+  }
+  nlohmann::json updateLease(const std::string& ns, const std::string& name,
+                             const nlohmann::json& lease) override {
+    return real_.updateLease(ns, name, lease);
+  }
+  std::vector<int64_t> limits_;
+
+ private:
+  KubeApi& real_;
+  FakeKubeServer& server_;
+  bool expired_ = false;
+};
+
+TEST_F(InformerTest, FallsBackToAnUnpagedListWhenTheContinueTokenExpires) {
+  for (int i = 0; i < 5; ++i) server_.createPod(makeTaggedPod("ns", numbered("p", i), keyFor(i)));
+  ExpiringContinueApi api(*api_, server_);
+  InformerConfig config;
+  config.namespaceName = "ns";
+  config.pageSize = 2;
+  PodInformer informer(api, config, handler_, metrics_);
+  std::jthread thread([&](std::stop_token stop) { informer.run(stop); });
+  ASSERT_TRUE(watching());
+  EXPECT_TRUE(handler_.saw("late"));
+  EXPECT_EQ(handler_.distinctPods(), 6u);
+  EXPECT_EQ(metrics_.lists.value(), 1);
+  EXPECT_EQ(informer.resumeVersion(), std::to_string(server_.resourceVersion()));
+  ASSERT_GE(api.limits_.size(), 3u);
+  EXPECT_EQ(api.limits_.back(), 0);  // the fallback asked for everything at once
+}
+
 TEST_F(InformerTest, WatchesAllNamespacesWhenNoneIsGiven) {
   server_.createPod(makeTaggedPod("a", "one", keyFor(1)));
   start("");
