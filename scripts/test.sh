@@ -28,15 +28,14 @@ bash scripts/build.sh asan
 
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0" \
+  LSAN_OPTIONS="suppressions=$root/tests/support/lsan.supp:print_suppressions=0" \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$(nproc)"
 
 step "fuzzing"
 bash scripts/fuzz.sh
 
-if [ -x scripts/helm-check.sh ]; then
-  step "Helm chart and manifests"
-  bash scripts/helm-check.sh
-fi
+step "Helm chart, manifests, and the real cache-server started with their arguments"
+KCACHE_SERVER_BIN=build/cmd/cache-server/cache-server KCACHE_CACHECTL_BIN=build/cmd/cachectl/cachectl \
+  KCACHE_REQUIRE_SERVER_BIN=1 bash scripts/helm-check.sh
 
 step "all checks passed in $(($(date +%s) - started)) s"

@@ -63,7 +63,7 @@ std::string readInput(const std::string& path) {
   return buffer.str();
 }
 
-json readPod(const std::string& path) {
+json readDocument(const std::string& path) {
   const std::string text = readInput(path);
   json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (document.is_discarded()) {
@@ -73,6 +73,11 @@ json readPod(const std::string& path) {
       throw UsageError(path + " is neither JSON nor YAML: " + error.what());
     }
   }
+  return document;
+}
+
+json readPod(const std::string& path) {
+  json document = readDocument(path);
   if (!document.is_object()) throw UsageError(path + " does not hold a pod object");
   if (document.value("kind", "") == "AdmissionReview") {
     const auto request = document.find("request");

@@ -16,7 +16,10 @@ class UsageError : public std::runtime_error {
 
 std::string readInput(const std::string& path);
 
-// Parses JSON, or YAML when the text is not JSON; unwraps an AdmissionReview's request.object.
+// Parses JSON, or YAML when the text is not JSON.
+nlohmann::json readDocument(const std::string& path);
+
+// readDocument, unwrapping an AdmissionReview's request.object; the result has a spec.
 nlohmann::json readPod(const std::string& path);
 
 }  // namespace kcache::cachectl

@@ -1,4 +1,4 @@
-#include "cmd/cachectl/key_command.h"
+#include "cmd/cachectl/commands.h"
 
 #include <iostream>
 #include <memory>

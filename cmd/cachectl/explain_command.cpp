@@ -1,0 +1,142 @@
+// `cachectl explain --pod FILE`: the question users ask most, "why was my step not cached?".
+// It runs the webhook's own decision functions on the pod, then looks the key up in the store and,
+// when nothing would be reused, says which rule kept each entry with that key from matching.
+#include <iostream>
+
+#include "cmd/cachectl/commands.h"
+#include "cmd/cachectl/input_files.h"
+#include "webhook/admission_review.h"
+#include "webhook/config.h"
+#include "webhook/decision.h"
+
+namespace kcache::cachectl {
+namespace {
+
+using nlohmann::json;
+
+webhook::AdmissionRequest requestFor(const std::string& path) {
+  const json document = readDocument(path);
+  if (document.is_object() && document.value("kind", "") == "AdmissionReview") {
+    auto request = webhook::decodeAdmissionReview(document.dump());
+    if (!request) throw UsageError(path + ": " + request.error().message);
+    return *request;
+  }
+  const json pod = readPod(path);
+  webhook::AdmissionRequest request;
+  request.apiVersion = "admission.k8s.io/v1";
+  request.kind = "AdmissionReview";
+  request.operation = "CREATE";
+  request.resourceVersion = "v1";
+  request.resourceName = "pods";
+  const json metadata = pod.value("metadata", json::object());
+  request.namespaceName = metadata.is_object() ? metadata.value("namespace", "default") : "default";
+  request.name = metadata.is_object() ? metadata.value("name", "") : "";
+  request.object = pod;
+  return request;
+}
+
+// Why one stored entry with the pod's key is not reused for it. The store keeps the two scopes
+// apart, so once freshness is ruled out, the scope is what separates the entry from the pod.
+std::string whyNotReused(const store::CacheEntry& entry, const webhook::LookupPlan& plan,
+                         store::CacheScope scope, int64_t now) {
+  const int64_t age = now - entry.startedAtInSec;
+  if (entry.startedAtInSec < 0) return "its recording time is negative, so it can never match";
+  if (plan.staleness.seconds >= 0 && age > plan.staleness.seconds) {
+    return "stale for this pod: " + formatDuration(age) + " old, the pod accepts " +
+           formatStaleness(plan.staleness.seconds) + " (from " +
+           std::string(core::toString(plan.staleness.source)) + ")";
+  }
+  if (entry.maxCacheStaleness >= 0 && age > entry.maxCacheStaleness) {
+    return "stale by the staleness it was recorded with: " + formatDuration(age) +
+           " old, recorded with " + formatStaleness(entry.maxCacheStaleness);
+  }
+  if (scope == store::CacheScope::kCluster) {
+    return "recorded with --cache-scope=namespace in namespace " + entry.namespaceName +
+           ": the namespace and cluster scopes are separate caches";
+  }
+  if (entry.namespaceName.empty()) {
+    return "a legacy entry without a namespace (written by Kubeflow's server): reused only with "
+           "--cache-scope=cluster";
+  }
+  if (entry.namespaceName != plan.namespaceName) {
+    return "recorded in namespace " + entry.namespaceName +
+           ": with --cache-scope=namespace an entry is reused only where it was recorded";
+  }
+  return "recorded with --cache-scope=cluster: the namespace and cluster scopes are separate "
+         "caches";
+}
+
+void explain(const GlobalOptions& global, const std::string& path) {
+  const auto request = requestFor(path);
+  const store::CacheScope scope = cacheScope(global);
+  const auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
+  for (const auto& warning : loaded.warnings) std::cout << "note: " << warning << "\n";
+
+  const webhook::Plan plan = webhook::planLookup(request, loaded.config);
+  std::cout << "pod " << request.namespaceName << "/"
+            << (request.name.empty() ? "(generated name)" : request.name) << "\n";
+  if (const auto* skip = std::get_if<webhook::Skip>(&plan)) {
+    std::cout << "considered: no, skipped (" << webhook::toString(skip->reason)
+              << "): " << skip->detail << "\n"
+              << "the webhook lets this pod through unchanged\n";
+    return;
+  }
+  if (const auto* failure = std::get_if<webhook::Failure>(&plan)) {
+    std::cout << "considered: no, cannot be cached (" << webhook::toString(failure->reason)
+              << "): " << failure->detail << "\nthe webhook lets this pod through unchanged\n";
+    return;
+  }
+  const auto& lookup = std::get<webhook::LookupPlan>(plan);
+  std::cout << "considered: yes\n"
+            << "execution key: " << lookup.key << " (ARGO_TEMPLATE of container "
+            << lookup.templateContainer << ")\n"
+            << "staleness: " << formatStaleness(lookup.staleness.seconds) << " (from "
+            << (lookup.staleness.source == core::StalenessSource::kNone
+                    ? std::string("no annotation, default or maximum set")
+                    : std::string(core::toString(lookup.staleness.source)))
+            << ")\n"
+            << "cache scope: " << webhook::toString(scope) << "\n";
+
+  const auto store = openStore(global);
+  const int64_t now = nowInSeconds();
+  const auto hit =
+      store->lookup(scope, lookup.namespaceName, lookup.key, lookup.staleness.seconds, now);
+  if (hit) {
+    std::cout << "result: HIT, entry " << hit->id << " recorded " << formatTime(hit->startedAtInSec)
+              << " (" << formatDuration(now - hit->startedAtInSec) << " ago) by pod "
+              << (hit->namespaceName.empty() ? "" : hit->namespaceName + "/") << hit->podName
+              << "; the step would be replaced by the cached outputs, saving about "
+              << formatDuration(hit->runDurationSeconds) << "\n";
+    return;
+  }
+  store::EntryFilter sameKey;
+  sameKey.key = lookup.key;
+  const auto entries = store->listEntries(sameKey, 0, 20);
+  if (entries.empty()) {
+    std::cout << "result: MISS, no entry with this key. The step has not completed successfully "
+                 "with this exact template since caching was enabled, or its entry was collected. "
+                 "It runs, and the watcher records it when it succeeds.\n";
+    return;
+  }
+  std::cout << "result: MISS, " << entries.size() << (entries.size() == 20 ? "+" : "")
+            << " entries have this key but none can be reused here:\n";
+  for (const auto& entry : entries) {
+    std::cout << "  entry " << entry.id << " (recorded " << formatTime(entry.startedAtInSec)
+              << "): " << whyNotReused(entry, lookup, scope, now) << "\n";
+  }
+}
+
+}  // namespace
+
+void addExplainCommand(CLI::App& app, const GlobalOptions& global) {
+  auto podPath = std::make_shared<std::string>();
+  auto* command = app.add_subcommand(
+      "explain",
+      "Say whether a pod would be served from the cache, and if not, which rule prevents it");
+  command
+      ->add_option("--pod", *podPath, "Pod as JSON or YAML, or an AdmissionReview ('-' for stdin)")
+      ->required();
+  command->callback([&global, podPath] { explain(global, *podPath); });
+}
+
+}  // namespace kcache::cachectl

@@ -1,0 +1,34 @@
+#include <iostream>
+
+#include "cmd/cachectl/commands.h"
+#include "cmd/cachectl/input_files.h"
+#include "watcher/recording_plan.h"
+
+namespace kcache::cachectl {
+
+void addRecordCommand(CLI::App& app, const GlobalOptions& global) {
+  auto podPath = std::make_shared<std::string>();
+  auto* command = app.add_subcommand("record",
+                                     "Record a completed pod's outputs exactly as the watcher "
+                                     "would (for tests, demos and repairs)");
+  command->add_option("--pod", *podPath, "The completed pod as JSON or YAML ('-' for stdin)")
+      ->required();
+  command->callback([&global, podPath] {
+    const auto pod = readPod(*podPath);
+    const auto plan = watcher::planRecording(pod, stalenessFromEnvironment(), nowInSeconds());
+    if (!plan) {
+      throw UsageError(*podPath +
+                       " is not recorded: " + std::string(watcher::toString(plan.error())));
+    }
+    const auto store = openStore(global);
+    const int64_t id = store->record(cacheScope(global), plan->entry);
+    std::cout << "recorded entry " << id << " for key " << plan->entry.key << "\n"
+              << "  pod " << plan->pod.namespaceName << "/" << plan->pod.name << ", ran "
+              << formatDuration(plan->entry.runDurationSeconds) << ", staleness "
+              << formatStaleness(plan->entry.maxCacheStaleness) << "\n"
+              << "  the watcher then labels the pod with: "
+              << watcher::cacheIdPatch(plan->pod, id).dump() << "\n";
+  });
+}
+
+}  // namespace kcache::cachectl

@@ -1,0 +1,226 @@
+// cachectl end to end, in-process, against a real PostgreSQL: what an operator types and reads.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cmd/cachectl/app.h"
+#include "tests/support/postgres_server.h"
+
+namespace kcache::cachectl {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct Result {
+  int exitCode;
+  std::string out;
+  std::string err;
+};
+
+class CachectlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto& server = test_support::PostgresServer::shared();
+    const std::string dsn = server.createFreshDatabase("cachectl");
+    database_ = dsn.substr(dsn.rfind("dbname=") + 7);
+    port_ = std::to_string(server.port());
+    directory_ = fs::temp_directory_path() /
+                 ("cachectl-test-" + std::to_string(::getpid()) + "-" + database_);
+    fs::create_directories(directory_);
+    ::unsetenv("MAXIMUM_CACHE_STALENESS");
+    ::unsetenv("DEFAULT_CACHE_STALENESS");
+  }
+  void TearDown() override { fs::remove_all(directory_); }
+
+  Result run(std::vector<std::string> arguments, bool withDatabase = true) {
+    if (withDatabase) {
+      for (const auto& flag : {"--db-host", "127.0.0.1", "--db-port", port_.c_str(), "--db-user",
+                               "postgres", "--db-name", database_.c_str()}) {
+        arguments.push_back(flag);
+      }
+    }
+    std::ostringstream out, err;
+    auto* oldOut = std::cout.rdbuf(out.rdbuf());
+    auto* oldErr = std::cerr.rdbuf(err.rdbuf());
+    const int code = runCachectl(arguments);
+    std::cout.rdbuf(oldOut);
+    std::cerr.rdbuf(oldErr);
+    return {code, out.str(), err.str()};
+  }
+
+  std::string writeFile(const std::string& name, const std::string& content) {
+    const auto path = directory_ / name;
+    std::ofstream(path) << content;
+    return path.string();
+  }
+
+  // The Argo 3.5 fixture's pod after the miss patch and a successful run.
+  std::string completedPod(const std::string& namespaceName, const std::string& key) {
+    std::ifstream in(std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json");
+    json pod = json::parse(in)["request"]["object"];
+    pod["metadata"]["namespace"] = namespaceName;
+    pod["metadata"]["labels"]["pipelines.kubeflow.org/cache_id"] = "";
+    pod["metadata"]["labels"]["workflows.argoproj.io/completed"] = "true";
+    pod["metadata"]["labels"]["pipelines.kubeflow.org/metadata_execution_id"] = "7";
+    pod["metadata"]["annotations"]["pipelines.kubeflow.org/execution_cache_key"] = key;
+    pod["metadata"]["annotations"]["workflows.argoproj.io/outputs"] =
+        R"({"parameters":[{"name":"accuracy","value":"0.93"}],"exitCode":"0"})";
+    pod["status"] = {{"phase", "Succeeded"},
+                     {"containerStatuses",
+                      {{{"name", "main"},
+                        {"state",
+                         {{"terminated",
+                           {{"exitCode", 0},
+                            {"startedAt", "2026-01-01T10:00:00Z"},
+                            {"finishedAt", "2026-01-01T10:05:00Z"}}}}}}}}};
+    return writeFile("completed-" + namespaceName + ".json", pod.dump());
+  }
+
+  std::string fixtureKey() {
+    const auto result = run(
+        {"key", "--pod", std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json"}, false);
+    EXPECT_EQ(result.exitCode, 0) << result.err;
+    return result.out.substr(0, 64);
+  }
+
+  std::string database_, port_;
+  fs::path directory_;
+};
+
+TEST_F(CachectlTest, KeyOfAYamlPodMatchesTheVector) {
+  const auto result =
+      run({"key", "--pod", std::string(KCACHE_TEST_DATA_DIR) + "/pods/kfp-v1-step.yaml"}, false);
+  EXPECT_EQ(result.exitCode, 0) << result.err;
+  EXPECT_EQ(result.out, "abbf751c99cdcdcfb6995caa5b78f4a2e214f32a9e45e0181752c414fd24ec7d\n");
+}
+
+TEST_F(CachectlTest, KeyFailuresAreOneClearLine) {
+  const auto broken = run({"key", "--template", writeFile("t.json", "{\"container\":")}, false);
+  EXPECT_EQ(broken.exitCode, 1);
+  EXPECT_EQ(broken.out, "");
+  EXPECT_NE(broken.err.find("has no execution key (json_syntax)"), std::string::npos) << broken.err;
+  EXPECT_EQ(std::count(broken.err.begin(), broken.err.end(), '\n'), 1) << broken.err;
+
+  const auto noTemplate = run(
+      {"key", "--pod", writeFile("p.json", R"({"spec":{"containers":[{"name":"main"}]}})")}, false);
+  EXPECT_EQ(noTemplate.exitCode, 1);
+  EXPECT_NE(noTemplate.err.find("no ARGO_TEMPLATE"), std::string::npos) << noTemplate.err;
+
+  const auto missing = run({"key", "--template", (directory_ / "absent.json").string()}, false);
+  EXPECT_EQ(missing.exitCode, 1);
+  EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
+
+  EXPECT_NE(run({"key"}, false).exitCode, 0);
+}
+
+TEST_F(CachectlTest, RecordThenExplainStatsListShow) {
+  const std::string key = fixtureKey();
+  const std::string review = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
+
+  const auto before = run({"explain", "--pod", review});
+  EXPECT_EQ(before.exitCode, 0) << before.err;
+  EXPECT_NE(before.out.find("considered: yes"), std::string::npos) << before.out;
+  EXPECT_NE(before.out.find("MISS, no entry with this key"), std::string::npos) << before.out;
+
+  const auto recorded = run({"record", "--pod", completedPod("team-a", key)});
+  ASSERT_EQ(recorded.exitCode, 0) << recorded.err;
+  EXPECT_NE(recorded.out.find("recorded entry 1 for key " + key), std::string::npos)
+      << recorded.out;
+  EXPECT_NE(recorded.out.find("ran 5m"), std::string::npos) << recorded.out;
+
+  const auto after = run({"explain", "--pod", review});
+  EXPECT_NE(after.out.find("result: HIT, entry 1"), std::string::npos) << after.out;
+
+  const auto stats = run({"stats", "--json"});
+  ASSERT_EQ(stats.exitCode, 0) << stats.err;
+  const json parsed = json::parse(stats.out);
+  EXPECT_EQ(parsed["entries"], 1);
+  EXPECT_EQ(parsed["namespaces"][0]["namespace"], "team-a");
+
+  const auto list = run({"list", "--namespace", "team-a"});
+  EXPECT_NE(list.out.find(key.substr(0, 12)), std::string::npos) << list.out;
+  EXPECT_EQ(run({"list", "--namespace", "team-b"}).out, "no entries match\n");
+
+  const auto show = run({"show", "1"});
+  EXPECT_EQ(show.exitCode, 0) << show.err;
+  EXPECT_NE(show.out.find("\"value\": \"0.93\""), std::string::npos) << show.out;  // pretty-printed
+  EXPECT_NE(show.out.find("execution id 7"), std::string::npos) << show.out;
+  EXPECT_EQ(run({"show", "99"}).exitCode, 1);
+}
+
+TEST_F(CachectlTest, ExplainNamesTheRuleThatPreventsReuse) {
+  const std::string key = fixtureKey();
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", key)}).exitCode, 0);
+  const std::string review = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
+  const auto otherTenant = run({"explain", "--pod", review});
+  EXPECT_NE(otherTenant.out.find("recorded in namespace team-b"), std::string::npos)
+      << otherTenant.out;
+  const auto otherScope = run({"explain", "--pod", review, "--cache-scope", "cluster"});
+  EXPECT_NE(otherScope.out.find("scopes are separate caches"), std::string::npos) << otherScope.out;
+  ASSERT_EQ(
+      run({"record", "--pod", completedPod("team-b", key), "--cache-scope", "cluster"}).exitCode,
+      0);
+  EXPECT_NE(run({"explain", "--pod", review, "--cache-scope", "cluster"}).out.find("result: HIT"),
+            std::string::npos);
+
+  const auto skipped =
+      run({"explain", "--pod",
+           std::string(KCACHE_TEST_DATA_DIR) + "/admission/skip-cache-not-enabled-v1.json"});
+  EXPECT_EQ(skipped.exitCode, 0) << skipped.err;
+  EXPECT_NE(skipped.out.find("considered: no, skipped"), std::string::npos) << skipped.out;
+}
+
+TEST_F(CachectlTest, PurgeAsksDryRunsAndDeletes) {
+  const std::string key = fixtureKey();
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-a", key)}).exitCode, 0);
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", key)}).exitCode, 0);
+
+  const auto unfiltered = run({"purge"});
+  EXPECT_EQ(unfiltered.exitCode, 1);
+  EXPECT_NE(unfiltered.err.find("purge needs"), std::string::npos);
+
+  const auto dry = run({"purge", "--namespace", "team-a", "--dry-run"});
+  EXPECT_NE(dry.out.find("1 entries match"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("dry run: nothing deleted"), std::string::npos);
+
+  // Tests have no terminal on stdin: without --yes nothing is deleted.
+  const auto unconfirmed = run({"purge", "--namespace", "team-a"});
+  EXPECT_EQ(unconfirmed.exitCode, 1);
+  EXPECT_NE(unconfirmed.err.find("without confirmation"), std::string::npos) << unconfirmed.err;
+
+  const auto purged = run({"purge", "--namespace", "team-a", "--yes"});
+  EXPECT_NE(purged.out.find("deleted 1 entries"), std::string::npos) << purged.out;
+  EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 1);
+}
+
+TEST_F(CachectlTest, GcNeedsALimitAndDeletesOldEntries) {
+  const std::string key = fixtureKey();
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-a", key)}).exitCode, 0);
+  const auto nothing = run({"gc"});
+  EXPECT_EQ(nothing.exitCode, 1);
+  EXPECT_NE(nothing.err.find("nothing to collect"), std::string::npos);
+  EXPECT_NE(run({"gc", "--max-staleness", "P1D"}).out.find("deleted 0 expired entries"),
+            std::string::npos);
+  EXPECT_NE(run({"gc", "--max-entries", "0"}).out.find("evicted 1"), std::string::npos);
+  EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 0);
+  EXPECT_EQ(run({"gc", "--max-staleness", "30 days"}).exitCode, 1);
+}
+
+TEST_F(CachectlTest, DatabaseFailuresSayWhereWithoutThePassword) {
+  const auto result = run(
+      {"stats", "--db-host", "127.0.0.1", "--db-port", "1", "--db-password", "s3cret-pw"}, false);
+  EXPECT_EQ(result.exitCode, 1);
+  EXPECT_NE(result.err.find("cannot open the cache database"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("127.0.0.1:1"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("s3cret-pw"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace kcache::cachectl
