@@ -20,6 +20,9 @@ namespace kcache::store {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// Bounds how long the pool's connector may hang on a host that does not answer (callers never
+// wait for it longer than their own deadline).
+constexpr int kDefaultConnectTimeoutSeconds = 5;
 
 std::string keyPreview(std::string_view key) {
   return key.size() > 12 ? std::string(key.substr(0, 12)) + "…" : std::string(key);
@@ -66,6 +69,11 @@ std::string arrayLiteral(const std::vector<int64_t>& values) {
   return literal;
 }
 
+StoreOptions withBoundedConnect(StoreOptions options) {
+  options.dsn = withConnectTimeout(options.dsn, kDefaultConnectTimeoutSeconds);
+  return options;
+}
+
 struct PendingHit {
   int64_t count = 0;
   int64_t lastAtInSec = 0;
@@ -77,7 +85,7 @@ using PendingHits = std::unordered_map<int64_t, PendingHit>;
 class CacheStore::Impl {
  public:
   explicit Impl(StoreOptions options)
-      : options_(std::move(options)),
+      : options_(withBoundedConnect(std::move(options))),
         target_(describeDsn(options_.dsn)),
         password_(passwordOf(options_.dsn)),
         pool_(PoolOptions{options_.dsn, target_, options_.poolSize,

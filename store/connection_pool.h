@@ -1,8 +1,10 @@
 #pragma once
-// A fixed-size pool of PostgreSQL connections. Connections are opened lazily; one that broke is
-// dropped together with the idle ones (after a server restart they are all dead), and new
-// connection attempts back off exponentially while the server stays unreachable, so callers fail
-// fast during an outage instead of each waiting for a connect.
+// A fixed-size pool of PostgreSQL connections. Connections are opened lazily, by a connector
+// thread of the pool's own: a caller waits for one at most until its deadline, even when
+// connecting hangs (an unreachable host), and a connection it gave up on still joins the pool.
+// One that broke is dropped together with the idle ones (after a server restart they are all
+// dead), and connection attempts back off exponentially while the server stays unreachable, so
+// callers fail fast during an outage instead of each waiting for a connect.
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace kcache::store {
@@ -30,6 +33,7 @@ class ConnectionPool {
   using Clock = std::chrono::steady_clock;
 
   explicit ConnectionPool(PoolOptions options);
+  ~ConnectionPool();
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
 
@@ -61,15 +65,21 @@ class ConnectionPool {
  private:
   void giveBack(std::unique_ptr<pqxx::connection> connection, bool broken);
   std::unique_ptr<pqxx::connection> connect();
+  void connectLoop();
 
   PoolOptions options_;
   std::mutex mutex_;
-  std::condition_variable released_;
+  std::condition_variable released_;  // a connection became idle, or connecting failed
+  std::condition_variable wanted_;    // wakes the connector
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
-  std::size_t open_ = 0;  // idle + leased + being opened
+  std::size_t open_ = 0;       // idle + leased + requested from the connector
+  std::size_t requested_ = 0;  // connections the connector still has to open
+  uint64_t connectFailures_ = 0;
   Clock::time_point nextConnectAttempt_{};
   std::chrono::milliseconds backoff_{0};
   std::string lastConnectError_;
+  bool stopping_ = false;
+  std::thread connector_;  // last: starts once everything above exists
 };
 
 }  // namespace kcache::store

@@ -117,6 +117,22 @@ std::string describeDsn(std::string_view dsn) {
   return description;
 }
 
+std::string withConnectTimeout(const std::string& dsn, int seconds) {
+  const ConninfoPtr options = parseConninfo(dsn);
+  if (options) {
+    for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
+      if (std::string_view(option->keyword) == "connect_timeout" && option->val != nullptr &&
+          *option->val != '\0') {
+        return dsn;
+      }
+    }
+  }
+  const std::string setting = "connect_timeout=" + std::to_string(seconds);
+  const bool uri = dsn.rfind("postgresql://", 0) == 0 || dsn.rfind("postgres://", 0) == 0;
+  if (!uri) return dsn.empty() ? setting : dsn + " " + setting;
+  return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + setting;
+}
+
 std::string passwordOf(std::string_view dsn) {
   const ConninfoPtr options = parseConninfo(dsn);
   if (!options) return "";

@@ -20,6 +20,10 @@ struct DatabaseFlags {
 // Throws std::invalid_argument (never quoting the password) for malformed extra parameters.
 std::string buildDsn(const DatabaseFlags& flags);
 
+// `dsn` with connect_timeout=`seconds` added unless it sets one (keyword/value or URI form):
+// without it, connecting to a host that does not answer waits for the TCP stack (minutes).
+std::string withConnectTimeout(const std::string& dsn, int seconds);
+
 // "user@host:port/db" (plus sslmode when set) for logs and errors; never the password.
 std::string describeDsn(std::string_view dsn);
 

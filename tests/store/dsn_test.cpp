@@ -79,3 +79,17 @@ TEST(DsnTest, ErrorsBecomeOneRedactedLine) {
 
 }  // namespace
 }  // namespace kcache::store
+
+namespace kcache::store {
+namespace {
+
+TEST(DsnTest, ConnectTimeoutIsAddedUnlessPresent) {
+  EXPECT_EQ(withConnectTimeout("host=h dbname=d", 5), "host=h dbname=d connect_timeout=5");
+  EXPECT_EQ(withConnectTimeout("host=h connect_timeout=9", 5), "host=h connect_timeout=9");
+  EXPECT_EQ(withConnectTimeout("postgresql://u@h/d", 5), "postgresql://u@h/d?connect_timeout=5");
+  EXPECT_EQ(withConnectTimeout("postgresql://u@h/d?sslmode=require", 5),
+            "postgresql://u@h/d?sslmode=require&connect_timeout=5");
+}
+
+}  // namespace
+}  // namespace kcache::store

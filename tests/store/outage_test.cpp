@@ -1,7 +1,10 @@
 // Deadlines, outages and reconnecting, against a server of the test's own.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 #include <vector>
@@ -118,6 +121,47 @@ TEST_F(StoreTest, LookupGivesUpOnAServerThatStopsAnswering) {
       << error;
   // The abandoned connection is replaced transparently.
   EXPECT_TRUE(store.lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT));
+}
+
+// A TCP port that completes handshakes (the kernel's backlog) but never answers: connecting to
+// PostgreSQL there hangs until connect_timeout.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      throw std::runtime_error("cannot open a silent listener");
+    }
+    port_ = ntohs(address.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST(StoreDeadlineTest, LookupDoesNotWaitForAConnectionThatHangs) {
+  SilentListener silent;
+  StoreOptions options;
+  options.dsn = "host=127.0.0.1 port=" + std::to_string(silent.port()) +
+                " user=kcache dbname=cachedb connect_timeout=2";
+  options.migrateOnOpen = false;
+  options.lookupTimeout = milliseconds(300);
+  CacheStore store(options);
+  const auto started = Clock::now();
+  const std::string error = lookupError(store);
+  const auto elapsed = Clock::now() - started;
+  EXPECT_NE(error.find("did not finish within the deadline"), std::string::npos) << error;
+  // Waiting for the connect itself would take connect_timeout (2 s).
+  EXPECT_LT(elapsed, milliseconds(1500));
 }
 
 TEST_F(StoreTest, ConnectionsBuiltFromKubeflowFlagsWork) {
