@@ -1,7 +1,7 @@
 // Admission throughput and latency of the real cache-server binary (real PostgreSQL) over HTTPS
-// keep-alive, on the hit and the miss path, and in the same run a baseline: a TLS responder in
-// this process that answers every request with a fixed AdmissionReview (the same TLS and HTTP
-// stack without any admission work; nginx is not among the installed packages).
+// keep-alive, on the hit and the miss path, and in the same run a baseline answering every request
+// with a fixed AdmissionReview over TLS: nginx when it is installed, else a Beast responder in
+// this process (the same TLS and HTTP stack without any admission work).
 // Prints req/s, p50/p99 latency, the ratio to the baseline, and the server's peak RSS.
 #include <benchmark/benchmark.h>
 #include <signal.h>
@@ -17,6 +17,7 @@
 #include <boost/beast/ssl.hpp>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "core/execution_key.h"
@@ -116,6 +117,78 @@ class FixedResponder {
   std::vector<std::thread> connections_;
 };
 
+// nginx answering every request with the same body over TLS: the baseline the issue asks for,
+// used when the nginx binary is installed (Debian's nginx-light or nginx package).
+class NginxResponder {
+ public:
+  static std::optional<std::filesystem::path> binary() {
+    for (const char* candidate : {"/usr/sbin/nginx", "/usr/bin/nginx"}) {
+      if (access(candidate, X_OK) == 0) return std::filesystem::path(candidate);
+    }
+    return std::nullopt;
+  }
+
+  // Throws std::runtime_error when nginx does not come up.
+  NginxResponder(const std::filesystem::path& binary, const std::filesystem::path& dir,
+                 const std::filesystem::path& cert, const std::filesystem::path& key,
+                 const std::string& body)
+      : port_(freePort()) {
+    std::filesystem::create_directories(dir / "temp");
+    const auto config = dir / "nginx.conf";
+    {
+      std::ofstream out(config);
+      out << (geteuid() == 0 ? "user root;\n" : "") << "daemon off;\nworker_processes 1;\n"
+          << "pid " << (dir / "nginx.pid").string() << ";\n"
+          << "error_log " << (dir / "error.log").string() << " warn;\n"
+          << "events { worker_connections 1024; }\n"
+          << "http {\n  access_log off;\n"
+          << "  client_body_temp_path " << (dir / "temp").string() << ";\n"
+          << "  proxy_temp_path " << (dir / "temp").string() << ";\n"
+          << "  fastcgi_temp_path " << (dir / "temp").string() << ";\n"
+          << "  uwsgi_temp_path " << (dir / "temp").string() << ";\n"
+          << "  scgi_temp_path " << (dir / "temp").string() << ";\n"
+          << "  keepalive_requests 1000000;\n  client_max_body_size 8m;\n"
+          << "  server {\n    listen 127.0.0.1:" << port_ << " ssl;\n"
+          << "    ssl_certificate " << cert.string() << ";\n"
+          << "    ssl_certificate_key " << key.string() << ";\n"
+          << "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+          << "    location / { default_type application/json; return 200 '" << body << "'; }\n"
+          << "  }\n}\n";
+    }
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl(binary.c_str(), binary.c_str(), "-c", config.c_str(), "-p", dir.c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 50; ++i) {
+      try {
+        net::io_context io;
+        tcp::socket socket(io);
+        socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+        return;
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    stop();
+    throw std::runtime_error("nginx did not start; see " + (dir / "error.log").string());
+  }
+  ~NginxResponder() { stop(); }
+  uint16_t port() const { return port_; }
+
+ private:
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
 // PostgreSQL, certificates, the cache-server process and the baseline, shared by all benchmarks.
 class Environment {
  public:
@@ -156,11 +229,25 @@ class Environment {
     if (answer.body.find("\"patch\"") == std::string::npos) {
       throw std::runtime_error("the hit review did not hit: " + answer.body);
     }
-    baseline_ = std::make_unique<FixedResponder>(cert_, key_, answer.body);
+    if (const auto nginx = NginxResponder::binary()) {
+      try {
+        nginx_ = std::make_unique<NginxResponder>(*nginx, certs_.path() / "nginx", cert_, key_,
+                                                  answer.body);
+        std::cout << "baseline: nginx (" << nginx->string() << ") with a fixed answer\n";
+      } catch (const std::exception& error) {
+        std::cout << "baseline: nginx failed (" << error.what() << "), using the Beast responder\n";
+      }
+    }
+    if (!nginx_) {
+      baseline_ = std::make_unique<FixedResponder>(cert_, key_, answer.body);
+      std::cout << "baseline: fixed-answer Beast TLS responder in this process (nginx is not "
+                   "installed)\n";
+    }
   }
 
   ~Environment() {
     baseline_.reset();
+    nginx_.reset();
     if (serverPid_ > 0) {
       kill(serverPid_, SIGTERM);
       int status = 0;
@@ -169,7 +256,7 @@ class Environment {
   }
 
   uint16_t tlsPort() const { return tlsPort_; }
-  uint16_t baselinePort() const { return baseline_->port(); }
+  uint16_t baselinePort() const { return nginx_ ? nginx_->port() : baseline_->port(); }
   const std::filesystem::path& cert() const { return cert_; }
   std::string hitBody() const { return hitReview_.dump(); }
   std::string missBody() const { return missReview_.dump(); }
@@ -213,6 +300,7 @@ class Environment {
   uint16_t tlsPort_ = 0, httpPort_ = 0;
   pid_t serverPid_ = -1;
   std::unique_ptr<FixedResponder> baseline_;
+  std::unique_ptr<NginxResponder> nginx_;
 };
 
 Environment& environment() {
