@@ -356,8 +356,8 @@ LoadResult runLoad(uint16_t port, const std::string& body, int connections, int 
 }
 
 double baselineRequestsPerSecond = 0;
-constexpr int kConnections = 4;
-constexpr int kPerConnection = 1500;
+constexpr int kConnections = 16;
+constexpr int kPerConnection = 500;
 
 void report(benchmark::State& state, const LoadResult& result, bool withServerRss) {
   state.counters["req_per_s"] = result.requestsPerSecond;
