@@ -193,6 +193,7 @@ void runLatencyBenchmark(benchmark::State& state, const std::string& name,
 void registerLookupBenchmarks(Dataset& dataset, int64_t lookupsPerThread, int round) {
   const std::string size = std::to_string(dataset.entries) + "/round:" + std::to_string(round);
   gPools["lookup/" + size];
+  gPools["direct/" + size];
   gPools["baseline/" + size];
   benchmark::RegisterBenchmark(
       ("store_lookup/entries:" + size).c_str(),
@@ -203,6 +204,25 @@ void registerLookupBenchmarks(Dataset& dataset, int64_t lookupsPerThread, int ro
               dataset.store->lookup(CacheScope::kNamespace, probe.scopeKey, probe.key, -1, now);
           if (!hit) state.SkipWithError("lookup missed an entry that exists");
           benchmark::DoNotOptimize(hit);
+        });
+      })
+      ->Threads(kThreads)
+      ->Iterations(lookupsPerThread)
+      ->UseRealTime();
+  // Diagnostic: the store's lookup statement on a dedicated connection of each thread, without
+  // the pool and the deadline machinery, to tell the statement's cost from the client's.
+  benchmark::RegisterBenchmark(
+      ("direct_lookup_sql/entries:" + size).c_str(),
+      [&dataset, size](benchmark::State& state) {
+        pqxx::connection connection(dataset.dsn);
+        connection.prepare("lookup", sql::kLookup);
+        const int64_t now = wallClockSeconds();
+        runLatencyBenchmark(state, "direct/" + size, dataset.probes, [&](const Probe& probe) {
+          pqxx::nontransaction txn(connection);
+          const pqxx::result rows =
+              txn.exec_prepared("lookup", probe.scopeKey, probe.key, now, int64_t{-1});
+          if (rows.size() != 1) state.SkipWithError("direct lookup found no row");
+          benchmark::DoNotOptimize(rows);
         });
       })
       ->Threads(kThreads)
@@ -312,12 +332,16 @@ void printSummary(const std::vector<int64_t>& sizes, int64_t expired, int rounds
     const std::string s = std::to_string(size);
     const Figures lookup = medianFigures("lookup/" + s, rounds);
     const Figures baseline = medianFigures("baseline/" + s, rounds);
+    const Figures direct = medianFigures("direct/" + s, rounds);
     std::printf(
         "  %8s entries: lookup p50 %.0f p99 %.0f, %.0f lookups/s | baseline PK select p50 %.0f "
         "p99 %.0f, %.0f/s | lookup throughput = %.0f%% of baseline\n",
         s.c_str(), lookup.p50Us, lookup.p99Us, lookup.perSecond, baseline.p50Us, baseline.p99Us,
         baseline.perSecond,
         baseline.perSecond > 0 ? 100.0 * lookup.perSecond / baseline.perSecond : 0.0);
+    std::printf(
+        "  %8s entries: (lookup statement on a dedicated connection: p50 %.0f p99 %.0f, %.0f/s)\n",
+        s.c_str(), direct.p50Us, direct.p99Us, direct.perSecond);
   }
   if (gFigures.count("gc")) {
     std::printf(
