@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,10 +138,33 @@ std::filesystem::path makeTemporaryDirectory() {
   return pattern;
 }
 
+// A test binary that crashed or was killed (a ctest timeout) leaves its server running, and in
+// /dev/shm its data costs memory. Each server directory records the pid of the process that
+// owns it; servers whose owner is gone are stopped and removed by the next one starting.
+void reapAbandonedServers(const std::filesystem::path& base) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(base, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("kcache-pg-", 0) != 0) continue;
+    std::ifstream ownerFile(entry.path() / "owner.pid");
+    long owner = 0;
+    if (!(ownerFile >> owner) || owner <= 0) continue;  // still being set up, or not ours
+    if (::kill(static_cast<pid_t>(owner), 0) == 0 || errno != ESRCH) continue;  // owner alive
+    if (std::filesystem::exists(entry.path() / "data" / "postmaster.pid")) {
+      runTool(entry.path(), "pg_ctl",
+              {"-D", (entry.path() / "data").string(), "-m", "immediate", "-w", "stop"});
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
 }  // namespace
 
 PostgresServer::PostgresServer() {
+  reapAbandonedServers(baseDirectory());
   root_ = makeTemporaryDirectory();
+  std::ofstream(root_ / "owner.pid") << ::getpid() << "\n";
   dataDir_ = root_ / "data";
   logFile_ = root_ / "server.log";
   try {

@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <pqxx/pqxx>
 
 #include "tests/support/postgres_server.h"
@@ -44,6 +48,34 @@ TEST(PostgresServerTest, DestructionRemovesEverything) {
     EXPECT_TRUE(std::filesystem::exists(directory));
   }
   EXPECT_FALSE(std::filesystem::exists(directory));
+}
+
+TEST(PostgresServerTest, ServersOfDeadTestProcessesAreReaped) {
+  // A child starts a server and dies without cleaning up, like a test binary killed on timeout.
+  const std::filesystem::path handOver =
+      std::filesystem::temp_directory_path() / ("kcache-reap-" + std::to_string(::getpid()));
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      auto* abandoned = new PostgresServer();  // never destroyed, on purpose
+      std::ofstream(handOver) << abandoned->directory().string();
+      _exit(0);
+    } catch (...) {
+      _exit(1);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::string abandonedDirectory;
+  std::ifstream(handOver) >> abandonedDirectory;
+  std::filesystem::remove(handOver);
+  ASSERT_FALSE(abandonedDirectory.empty());
+  ASSERT_TRUE(std::filesystem::exists(abandonedDirectory + "/data/postmaster.pid"));
+
+  PostgresServer next;
+  EXPECT_FALSE(std::filesystem::exists(abandonedDirectory));
 }
 
 }  // namespace
