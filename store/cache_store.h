@@ -12,6 +12,10 @@
 
 namespace kcache::store {
 
+// kNamespace: an entry is recorded for, and found only by, its own namespace (one entry per
+// namespace and key). kCluster: one entry per key shared by all namespaces, as Kubeflow does;
+// rows Kubeflow itself wrote (no namespace) count as cluster entries. The two never mix: a
+// cluster lookup does not see namespace entries and vice versa.
 enum class CacheScope { kNamespace, kCluster };  // namespace scope is the default
 
 struct CacheEntry {
