@@ -12,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -55,6 +56,7 @@ struct Shared {
   bool ready() const { return handler.storeAnswered(); }
 
   const ServerOptions& options;
+  std::atomic<int> requestsInFlight{0};  // read completely, not yet answered (for draining)
   AdmissionHandler& handler;
   core::MetricsRegistry& metrics;
   net::thread_pool& lookupPool;
@@ -198,6 +200,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void route() {
+    requestInFlight_ = true;
+    shared_.requestsInFlight.fetch_add(1);
     auto& request = parser_->get();
     const auto path = pathOf(std::string_view(request.target().data(), request.target().size()));
     if (path == "/healthz") {
@@ -304,6 +308,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     lowest().expires_after(shared_.options.writeTimeout);
     http::async_write(stream_, response_,
                       [self = this->shared_from_this()](beast::error_code error, std::size_t) {
+                        if (self->requestInFlight_) {
+                          self->requestInFlight_ = false;
+                          self->shared_.requestsInFlight.fetch_sub(1);
+                        }
                         if (error || self->closeAfterWrite_) {
                           self->close();
                           return;
@@ -333,6 +341,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   bool closeAfterWrite_ = false;
+  bool requestInFlight_ = false;
   AdmissionHandler::Clock::time_point started_;
 };
 
@@ -385,13 +394,23 @@ class WebhookServer::Impl {
     std::lock_guard lock(stopMutex_);
     if (stopped_) return;
     stopped_ = true;
-    net::post(ioContext_, [this] {
+    // Stop accepting, let the reviews already read be answered (bounded), then cut the rest.
+    std::promise<void> closed;
+    net::post(ioContext_, [this, &closed] {
       beast::error_code ignored;
       tlsAcceptor_.close(ignored);
       httpAcceptor_.close(ignored);
       certificateTimer_.cancel();
       probeTimer_.cancel();
+      closed.set_value();
     });
+    if (!threads_.empty()) {
+      closed.get_future().wait();
+      const auto deadline = std::chrono::steady_clock::now() + options_.drainTimeout;
+      while (shared_.requestsInFlight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
     ioContext_.stop();
     for (auto& thread : threads_) thread.join();
     threads_.clear();

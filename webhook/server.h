@@ -36,6 +36,8 @@ struct ServerOptions {
   std::chrono::milliseconds lookupDeadline{600};
   std::chrono::milliseconds certificatePollInterval{5000};
   std::chrono::milliseconds storeProbeInterval{2000};  // until the store has answered once
+  // On stop, how long reviews already being handled may take to be answered.
+  std::chrono::milliseconds drainTimeout{5000};
 };
 
 class WebhookServer {
@@ -49,7 +51,8 @@ class WebhookServer {
   // Binds both ports (throws std::system_error naming the address when it cannot) and starts the
   // threads; returns at once.
   void start();
-  // Stops accepting, closes every connection and joins the threads. Idempotent.
+  // Stops accepting, waits (up to drainTimeout) for the reviews being handled to be answered,
+  // closes every connection and joins the threads. Idempotent.
   void stop();
 
   uint16_t tlsPort() const;   // the bound port, after start()

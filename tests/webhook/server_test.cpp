@@ -179,6 +179,22 @@ TEST_F(ServerTest, StalledStoreIsAnsweredAtTheDeadline) {
   EXPECT_EQ(server->counter("kcache_admission_requests_total", {{"outcome", "hit"}}), 1);
 }
 
+TEST_F(ServerTest, StopAnswersTheReviewsInFlight) {
+  auto client = server->client();
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto id = record(review, "team-a");
+  lookup.stallFor(std::chrono::milliseconds(200));
+  testing::HttpResponse response;
+  std::thread inFlight([&] { response = client->postReview(review.dump()); });
+  while (lookup.calls() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  server->server().stop();
+  inFlight.join();
+  ASSERT_EQ(response.status, 200);
+  const auto applied = testing::applyAnswer(review["request"]["object"], response.body);
+  EXPECT_EQ(applied.patchedPod["metadata"]["labels"][std::string(contract::kCacheIdLabel)],
+            std::to_string(id));
+}
+
 TEST_F(ServerTest, ManyConcurrentKeptAliveConnections) {
   const auto review = testing::fixtureJson("argo-3.5-v1.json");
   const auto id = record(review, "team-a");

@@ -103,6 +103,7 @@ std::optional<store::CacheEntry> FaultyLookup::lookup(store::CacheScope scope,
                                                       std::string_view key,
                                                       int64_t podStalenessSeconds,
                                                       int64_t nowInSec) {
+  ++calls_;
   if (const auto stall = stall_.load(); stall > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(stall));
   }

@@ -51,6 +51,7 @@ class FaultyLookup : public store::CacheLookup {
   void failWith(std::string message);
   void stallFor(std::chrono::milliseconds delay) { stall_.store(delay.count()); }
   void heal();
+  int calls() const { return calls_.load(); }  // lookups started, including the stalled ones
   std::optional<store::CacheEntry> lookup(store::CacheScope scope, std::string_view namespaceName,
                                           std::string_view key, int64_t podStalenessSeconds,
                                           int64_t nowInSec) override;
@@ -61,6 +62,7 @@ class FaultyLookup : public store::CacheLookup {
   std::mutex mutex_;
   std::optional<std::string> failure_;
   std::atomic<int64_t> stall_{0};
+  std::atomic<int> calls_{0};
 };
 
 class TempDir {
