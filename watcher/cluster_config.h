@@ -33,7 +33,9 @@ struct ClusterConfig {
   bool insecureSkipTlsVerify = false;
 
   // Deadline of one ordinary request (list page, patch, lease call); watches have their own.
-  std::chrono::milliseconds requestTimeout{10000};
+  // Kept well below the leader election's renew deadline (10 s), so that a hanging API server
+  // cannot keep a leader believing it leads after its lease could have expired.
+  std::chrono::milliseconds requestTimeout{5000};
 
   // The namespace of the service account (in-cluster) or of the kubeconfig context, if known.
   std::string defaultNamespace;
