@@ -47,7 +47,10 @@ CommandResult runTool(const std::filesystem::path& workDir, const std::string& t
                       const std::vector<std::string>& args) {
   std::vector<std::string> argv;
   if (runningAsRoot()) argv = {"runuser", "-u", "postgres", "--"};
-  argv.push_back((kPostgresBin / tool).string());
+  // A bare name is a PostgreSQL tool; anything else (openssl) is found on PATH.
+  argv.push_back(tool.find('/') == std::string::npos && tool != "openssl"
+                     ? (kPostgresBin / tool).string()
+                     : tool);
   argv.insert(argv.end(), args.begin(), args.end());
 
   static std::atomic<int> counter{0};
@@ -161,7 +164,7 @@ void reapAbandonedServers(const std::filesystem::path& base) {
 
 }  // namespace
 
-PostgresServer::PostgresServer() {
+PostgresServer::PostgresServer(PostgresServerOptions options) {
   reapAbandonedServers(baseDirectory());
   root_ = makeTemporaryDirectory();
   std::ofstream(root_ / "owner.pid") << ::getpid() << "\n";
@@ -188,6 +191,7 @@ PostgresServer::PostgresServer() {
       if (!conf)
         throw std::runtime_error("cannot append to postgresql.conf in " + dataDir_.string());
     }
+    if (options.tls) enableTls();
     start();
   } catch (...) {
     if (running_) stop();
@@ -263,6 +267,23 @@ void PostgresServer::start() {
                              "\nserver log:\n" + serverLog());
   }
   running_ = true;
+}
+
+void PostgresServer::enableTls() {
+  // A throwaway self-signed certificate: clients use sslmode=require (no verification).
+  const CommandResult openssl =
+      runTool(root_, "openssl",
+              {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+               "-nodes", "-keyout", (dataDir_ / "server.key").string(), "-out",
+               (dataDir_ / "server.crt").string(), "-subj", "/CN=localhost", "-days", "2"});
+  if (openssl.exitCode != 0) {
+    throw std::runtime_error("cannot create a TLS certificate (openssl exit " +
+                             std::to_string(openssl.exitCode) + "):\n" + openssl.output);
+  }
+  std::filesystem::permissions(dataDir_ / "server.key", std::filesystem::perms::owner_read |
+                                                            std::filesystem::perms::owner_write);
+  std::ofstream conf(dataDir_ / "postgresql.conf", std::ios::app);
+  conf << "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n";
 }
 
 std::string PostgresServer::serverLog() const {

@@ -11,10 +11,14 @@
 
 namespace kcache::test_support {
 
+struct PostgresServerOptions {
+  bool tls = false;  // also accept TLS, with a throwaway self-signed certificate
+};
+
 class PostgresServer {
  public:
   // Runs initdb and starts the server; returns once it accepts connections.
-  PostgresServer();
+  explicit PostgresServer(PostgresServerOptions options = {});
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
@@ -43,6 +47,8 @@ class PostgresServer {
   std::string serverLog() const;
 
  private:
+  void enableTls();
+
   std::filesystem::path root_;  // temporary directory holding data/, the socket and the log
   std::filesystem::path dataDir_;
   std::filesystem::path logFile_;
