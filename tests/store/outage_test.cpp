@@ -33,6 +33,7 @@ TEST(StoreOutageTest, LookupsFailFastDuringAnOutageAndRecoverAfterRestart) {
   StoreOptions options;
   options.dsn = server.createFreshDatabase();
   options.lookupTimeout = milliseconds(500);
+  options.hitFlushInterval = std::chrono::hours(1);  // flushes only when the test says so
   CacheStore store(options);
   const int64_t id = store.record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT));
   ASSERT_TRUE(store.lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT));
@@ -49,6 +50,7 @@ TEST(StoreOutageTest, LookupsFailFastDuringAnOutageAndRecoverAfterRestart) {
     EXPECT_LT(elapsed, options.lookupTimeout) << "lookup did not fail within its deadline";
   }
   store.noteHit(id, kT);  // queues; never touches the database on the caller's thread
+  EXPECT_THROW(store.flushHits(), StoreError);  // the hit stays queued for the next flush
 
   server.start();
   const auto restarted = Clock::now();
@@ -63,6 +65,8 @@ TEST(StoreOutageTest, LookupsFailFastDuringAnOutageAndRecoverAfterRestart) {
   ASSERT_TRUE(hit) << "lookups did not work again within 5 s of the restart";
   EXPECT_EQ(hit->id, id);
   EXPECT_EQ(store.record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT)), id);
+  store.flushHits();
+  EXPECT_EQ(store.lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT)->hitCount, 1);
 }
 
 TEST_F(StoreTest, SlowLookupTimesOutWithAClearError) {

@@ -110,6 +110,34 @@ TEST_F(StoreTest, HitsAreCountedInBatches) {
   EXPECT_NO_THROW(store().flushHits());
 }
 
+TEST_F(StoreTest, HitsOfManyEntriesAreWrittenInSeveralBatches) {
+  StoreOptions opts = options();
+  opts.hitBatchSize = 2;
+  opts.hitFlushInterval = std::chrono::hours(1);
+  store_ = std::make_unique<CacheStore>(opts);
+  std::vector<int64_t> ids;
+  for (char c = 'a'; c < 'f'; ++c) {
+    ids.push_back(store().record(CacheScope::kNamespace, makeEntry(keyOf(c), "ns", kT)));
+  }
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    for (std::size_t n = 0; n <= i; ++n) store().noteHit(ids[i], kT + static_cast<int64_t>(n));
+  }
+  store().flushHits();
+  const pqxx::result rows =
+      sql("SELECT \"HitCount\", \"LastHitAtInSec\" FROM execution_caches ORDER BY \"ID\"");
+  ASSERT_EQ(rows.size(), ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(rows[i][0].as<int64_t>(), static_cast<int64_t>(i + 1));
+    EXPECT_EQ(rows[i][1].as<int64_t>(), kT + static_cast<int64_t>(i));
+  }
+  EXPECT_EQ(store().stats().pendingHits, 0);
+}
+
+TEST_F(StoreTest, RecordingWithoutAKeyIsAnError) {
+  EXPECT_THROW(store().record(CacheScope::kNamespace, makeEntry("", "ns", kT)), StoreError);
+  EXPECT_THROW(store().record(CacheScope::kCluster, makeEntry("", "", kT)), StoreError);
+}
+
 TEST_F(StoreTest, QueuedHitsAreWrittenInTheBackground) {
   const int64_t id = store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "ns", kT));
   for (int i = 0; i < 5; ++i) store().noteHit(id, kT + i);
