@@ -50,7 +50,8 @@ void PodInformer::run(std::stop_token stop) {
         if (stop.stop_requested()) break;
         needList = false;
         firstList = false;
-        backoff.reset();
+        // The backoff is not reset here: a server that lists fine but fails every watch must
+        // not be relisted at the initial rate forever. A healthy watch resets it.
       }
       const auto watchStarted = std::chrono::steady_clock::now();
       const WatchEnd end = watchOnce(stop, healthy);

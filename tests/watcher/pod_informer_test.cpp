@@ -179,10 +179,10 @@ TEST_F(InformerTest, BacksOffWhileTheServerFails) {
 
 // A list whose continue token expires between pages (history compacted meanwhile) falls back to
 // one unpaged list instead of failing.
-class ExpiringContinueApi : public KubeApi {
+class ExpiringContinueApi : public testing::DelegatingKubeApi {
  public:
-  explicit ExpiringContinueApi(KubeApi& real, FakeKubeServer& server)
-      : real_(real), server_(server) {}
+  ExpiringContinueApi(KubeApi& real, FakeKubeServer& server)
+      : DelegatingKubeApi(real), server_(server) {}
   PodListPage listPods(const std::string& ns, const ListOptions& options) override {
     if (!options.continueToken.empty() && !expired_) {
       expired_ = true;
@@ -192,32 +192,43 @@ class ExpiringContinueApi : public KubeApi {
     limits_.push_back(options.limit);
     return real_.listPods(ns, options);
   }
-  void watchPods(const std::string& ns, const WatchOptions& options,
-                 const std::function<bool(std::string_view)>& onLine,
-                 std::stop_token stop) override {
-    real_.watchPods(ns, options, onLine, stop);
-  }
-  nlohmann::json mergePatchPod(const std::string& ns, const std::string& name,
-                               const nlohmann::json& patch) override {
-    return real_.mergePatchPod(ns, name, patch);
-  }
-  std::optional<nlohmann::json> getLease(const std::string& ns, const std::string& name) override {
-    return real_.getLease(ns, name);
-  }
-  nlohmann::json createLease(const std::string& ns, const nlohmann::json& lease) override {
-    return real_.createLease(ns, lease);
-  }
-  nlohmann::json updateLease(const std::string& ns, const std::string& name,
-                             const nlohmann::json& lease) override {
-    return real_.updateLease(ns, name, lease);
-  }
   std::vector<int64_t> limits_;
 
  private:
-  KubeApi& real_;
   FakeKubeServer& server_;
   bool expired_ = false;
 };
+
+// Every watch fails at once with an ERROR event, while lists succeed.
+class FailingWatchApi : public testing::DelegatingKubeApi {
+ public:
+  using DelegatingKubeApi::DelegatingKubeApi;
+  void watchPods(const std::string&, const WatchOptions&,
+                 const std::function<bool(std::string_view)>& onLine, std::stop_token) override {
+    ++watches;
+    onLine(R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError"}})");
+  }
+  std::atomic<int> watches{0};
+};
+
+TEST_F(InformerTest, BacksOffWhenEveryWatchFailsAlthoughListsSucceed) {
+  FailingWatchApi api(*api_);
+  InformerConfig config;
+  config.namespaceName = "ns";
+  config.backoff = BackoffConfig{std::chrono::milliseconds(20), std::chrono::milliseconds(400)};
+  PodInformer informer(api, config, handler_, metrics_);
+  std::jthread thread([&](std::stop_token stop) { informer.run(stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  thread.request_stop();
+  thread.join();
+  // Delays of 20, 40, 80, ... ms capped at 400 ms allow about ten rounds in 1.5 s; a relist at
+  // the initial rate each time would make dozens.
+  EXPECT_GE(api.watches.load(), 3);
+  EXPECT_LT(api.watches.load(), 20);
+  // Each failed watch is followed by a relist (the stop may land between a list and its watch).
+  EXPECT_GE(metrics_.lists.value(), api.watches.load());
+  EXPECT_LE(metrics_.lists.value(), api.watches.load() + 1);
+}
 
 TEST_F(InformerTest, FallsBackToAnUnpagedListWhenTheContinueTokenExpires) {
   for (int i = 0; i < 5; ++i) server_.createPod(makeTaggedPod("ns", numbered("p", i), keyFor(i)));

@@ -16,6 +16,7 @@
 #include "store/cache_store.h"
 #include "tests/fakekube/fake_kube_server.h"
 #include "watcher/cluster_config.h"
+#include "watcher/kube_api.h"
 
 namespace kcache::watcher::testing {
 
@@ -58,6 +59,37 @@ class InMemoryCacheRecorder : public store::CacheRecorder {
   std::vector<store::NewEntry> entries_;
   int64_t calls_ = 0;
   int failuresLeft_ = 0;
+};
+
+// Forwards every call to a real client; tests override the calls they want to bend.
+class DelegatingKubeApi : public KubeApi {
+ public:
+  explicit DelegatingKubeApi(KubeApi& real) : real_(real) {}
+  PodListPage listPods(const std::string& ns, const ListOptions& options) override {
+    return real_.listPods(ns, options);
+  }
+  void watchPods(const std::string& ns, const WatchOptions& options,
+                 const std::function<bool(std::string_view)>& onLine,
+                 std::stop_token stop) override {
+    real_.watchPods(ns, options, onLine, stop);
+  }
+  nlohmann::json mergePatchPod(const std::string& ns, const std::string& name,
+                               const nlohmann::json& patch) override {
+    return real_.mergePatchPod(ns, name, patch);
+  }
+  std::optional<nlohmann::json> getLease(const std::string& ns, const std::string& name) override {
+    return real_.getLease(ns, name);
+  }
+  nlohmann::json createLease(const std::string& ns, const nlohmann::json& lease) override {
+    return real_.createLease(ns, lease);
+  }
+  nlohmann::json updateLease(const std::string& ns, const std::string& name,
+                             const nlohmann::json& lease) override {
+    return real_.updateLease(ns, name, lease);
+  }
+
+ protected:
+  KubeApi& real_;
 };
 
 // Polls `condition` until it holds or `limit` passes; returns whether it held.
