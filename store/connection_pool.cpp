@@ -36,8 +36,12 @@ ConnectionPool::Lease ConnectionPool::acquire(Clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   for (;;) {
     if (!idle_.empty()) {
-      auto connection = std::move(idle_.back());
-      idle_.pop_back();
+      const auto me = std::this_thread::get_id();
+      auto chosen = std::find_if(idle_.begin(), idle_.end(),
+                                 [&](const Idle& idle) { return idle.lastUser == me; });
+      if (chosen == idle_.end()) chosen = idle_.end() - 1;
+      auto connection = std::move(chosen->connection);
+      idle_.erase(chosen);
       return Lease(this, std::move(connection));
     }
     const bool mayOpen = open_ < options_.size;
@@ -97,7 +101,7 @@ void ConnectionPool::connectLoop() {
     lock.lock();
     if (connection) {
       --requested_;
-      idle_.push_back(std::move(connection));
+      idle_.push_back(Idle{std::move(connection), {}});
       if (backoff_.count() > 0) {
         spdlog::info("store: reconnected to PostgreSQL at {}", options_.target);
       }
@@ -120,7 +124,7 @@ void ConnectionPool::connectLoop() {
 }
 
 void ConnectionPool::giveBack(std::unique_ptr<pqxx::connection> connection, bool broken) {
-  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  std::vector<Idle> dropped;
   {
     std::lock_guard lock(mutex_);
     if (broken) {
@@ -129,7 +133,7 @@ void ConnectionPool::giveBack(std::unique_ptr<pqxx::connection> connection, bool
       dropped = std::move(idle_);
       idle_.clear();
     } else {
-      idle_.push_back(std::move(connection));
+      idle_.push_back(Idle{std::move(connection), std::this_thread::get_id()});
     }
   }
   released_.notify_all();
@@ -137,7 +141,7 @@ void ConnectionPool::giveBack(std::unique_ptr<pqxx::connection> connection, bool
 }
 
 void ConnectionPool::dropIdle() {
-  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  std::vector<Idle> dropped;
   {
     std::lock_guard lock(mutex_);
     open_ -= idle_.size();

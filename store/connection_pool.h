@@ -71,7 +71,13 @@ class ConnectionPool {
   std::mutex mutex_;
   std::condition_variable released_;  // a connection became idle, or connecting failed
   std::condition_variable wanted_;    // wakes the connector
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  struct Idle {
+    std::unique_ptr<pqxx::connection> connection;
+    std::thread::id lastUser;
+  };
+  // A thread gets back the connection it used last when that one is idle: the server process
+  // behind it stays warm, instead of connections hopping between threads on every query.
+  std::vector<Idle> idle_;
   std::size_t open_ = 0;       // idle + leased + requested from the connector
   std::size_t requested_ = 0;  // connections the connector still has to open
   uint64_t connectFailures_ = 0;
