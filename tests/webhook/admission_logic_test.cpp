@@ -318,6 +318,43 @@ TEST_F(AdmissionLogicTest, DryRunHitsAreNotCounted) {
   EXPECT_TRUE(lookup.notedHits().empty());
 }
 
+// The seam for a second way of delivering outputs (Argo WorkflowTaskResult, a later issue).
+class RecordingDelivery : public OutputDelivery {
+ public:
+  explicit RecordingDelivery(bool fail) : fail_(fail) {}
+  void deliver(const AdmissionRequest& request, const LookupPlan& plan, const Hit& hit) override {
+    delivered.push_back(request.name + " " + plan.key + " " + std::to_string(hit.entryId));
+    if (fail_) throw std::runtime_error("task result create refused (simulated)");
+  }
+  std::vector<std::string> delivered;
+
+ private:
+  bool fail_;
+};
+
+TEST_F(AdmissionLogicTest, OutputDeliveryRunsOnHitsBeforeTheAnswer) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto id = record(review, "team-a");
+  RecordingDelivery delivery(false);
+  AdmissionHandler handler(config, lookup, metrics, &delivery, [] { return kNow; });
+  const auto answer = handler.handle(review.dump());
+  expectHitPod(review, testing::applyAnswer(podOf(review), answer.body), id);
+  ASSERT_EQ(delivery.delivered.size(), 1u);
+  EXPECT_EQ(delivery.delivered[0], std::string(review["request"]["name"]) + " " + keyOf(review) +
+                                       " " + std::to_string(id));
+}
+
+TEST_F(AdmissionLogicTest, FailedOutputDeliveryRunsTheStepInstead) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  record(review, "team-a");
+  RecordingDelivery delivery(true);
+  AdmissionHandler handler(config, lookup, metrics, &delivery, [] { return kNow; });
+  const auto answer = handler.handle(review.dump());
+  expectMissPatch(review, testing::applyAnswer(podOf(review), answer.body));
+  EXPECT_EQ(delivery.delivered.size(), 1u);
+  EXPECT_TRUE(lookup.notedHits().empty());
+}
+
 TEST_F(AdmissionLogicTest, UnreadableCachedOutputRunsTheStepAgain) {
   const auto review = testing::fixtureJson("argo-3.5-v1.json");
   store::CacheEntry entry;
