@@ -68,12 +68,8 @@ void PodRecorder::onPod(const nlohmann::json& pod) {
   }
   std::lock_guard lock(mutex_);
   if (!known_.emplace(id, State::kQueued).second) return;  // queued or labelled already
-  Work work{std::move(*plan),
-            std::nullopt,
-            0,
-            Backoff(config_.retryBackoff),
-            std::chrono::steady_clock::now(),
-            false};
+  const auto now = std::chrono::steady_clock::now();
+  Work work{std::move(*plan), std::nullopt, 0, Backoff(config_.retryBackoff), now, now, false};
   queue_.emplace(id, std::move(work));
   wakeUp_.notify_all();
 }
@@ -150,6 +146,8 @@ void PodRecorder::process(const std::string& id, Work work) {
   try {
     api_.mergePatchPod(pod.namespaceName, pod.name, cacheIdPatch(pod, *work.entryId));
     metrics_.patches.inc();
+    metrics_.queuedToLabelled.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - work.queuedAt).count());
   } catch (const KubeApiError& e) {
     if (e.status() == 404 || e.status() == 409) {
       // The pod is gone or was replaced: the entry stays recorded, there is nothing to label.

@@ -61,6 +61,7 @@ class PodRecorder final : public PodEventHandler {
     int attempts = 0;
     Backoff backoff;
     std::chrono::steady_clock::time_point due;
+    std::chrono::steady_clock::time_point queuedAt;
     bool inFlight = false;
   };
 

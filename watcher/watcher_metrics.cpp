@@ -22,6 +22,10 @@ WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)
       leader(registry.gauge("kcache_watcher_leader", "1 while this replica is the leader")),
       leaderTransitions(registry.counter("kcache_watcher_leader_transitions_total",
                                          "Times this replica became or stopped being leader")),
+      queuedToLabelled(registry.histogram(
+          "kcache_watcher_completion_to_label_seconds",
+          "Seconds from seeing a completed pod to its cache_id label being set",
+          {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})),
       gcRuns(registry.counter("kcache_watcher_gc_runs_total", "Garbage collections started")),
       gcFailures(
           registry.counter("kcache_watcher_gc_failures_total", "Garbage collections failed")) {

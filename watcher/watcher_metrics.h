@@ -23,6 +23,7 @@ struct WatcherMetrics {
   core::Counter& patchFailures;
   core::Gauge& leader;  // 1 while this replica leads
   core::Counter& leaderTransitions;
+  core::Histogram& queuedToLabelled;  // seconds from a completed pod's first sighting to its label
   core::Counter& gcRuns;
   core::Counter& gcFailures;
 };

@@ -53,6 +53,10 @@ TEST_F(PodRecorderTest, RepeatedEventsOfOnePodRecordItOnce) {
   recorder_->onPod(server_.pod("ns", "p").value());
   EXPECT_EQ(recorder_->tracked(), 0u);
   EXPECT_EQ(metrics_.patches.value(), 1);
+  EXPECT_EQ(metrics_.queuedToLabelled.snapshot().count, 1u);
+  EXPECT_NE(
+      registry_.renderPrometheusText().find("kcache_watcher_completion_to_label_seconds_bucket"),
+      std::string::npos);
 }
 
 TEST_F(PodRecorderTest, ARelistForgetsLabelledPodsThatAreGone) {
