@@ -24,18 +24,18 @@ CREATE INDEX IF NOT EXISTS composite_id_idx ON execution_caches ("ID", "StartedA
 )sql"},
       {2, "kcache_columns",
        // "Namespace" may already exist (newer Kubeflow versions add it, nullable): keep its values.
+       // Columns are added with their default, which PostgreSQL does without rewriting the
+       // table; the UPDATEs only touch rows a newer Kubeflow wrote.
        // "ScopeKey" is what the unique index uses: the owning namespace for namespace-scoped
        // entries, "" for cluster-scoped ones and for legacy rows (which therefore match only in
        // cluster scope).
        R"sql(
-ALTER TABLE execution_caches ADD COLUMN IF NOT EXISTS "Namespace" text;
+ALTER TABLE execution_caches ADD COLUMN IF NOT EXISTS "Namespace" text NOT NULL DEFAULT '';
 UPDATE execution_caches SET "Namespace" = '' WHERE "Namespace" IS NULL;
 ALTER TABLE execution_caches ALTER COLUMN "Namespace" SET DEFAULT '',
                              ALTER COLUMN "Namespace" SET NOT NULL;
-ALTER TABLE execution_caches ADD COLUMN IF NOT EXISTS "ScopeKey" text;
-UPDATE execution_caches SET "ScopeKey" = "Namespace" WHERE "ScopeKey" IS NULL;
-ALTER TABLE execution_caches ALTER COLUMN "ScopeKey" SET DEFAULT '',
-                             ALTER COLUMN "ScopeKey" SET NOT NULL;
+ALTER TABLE execution_caches ADD COLUMN IF NOT EXISTS "ScopeKey" text NOT NULL DEFAULT '';
+UPDATE execution_caches SET "ScopeKey" = "Namespace" WHERE "Namespace" <> '';
 ALTER TABLE execution_caches
   ADD COLUMN IF NOT EXISTS "PodName" text NOT NULL DEFAULT '',
   ADD COLUMN IF NOT EXISTS "RunDurationInSec" bigint NOT NULL DEFAULT 0,
