@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <iostream>
@@ -39,6 +40,27 @@ bool waitForStopSignal(const sigset_t& signals, std::optional<std::chrono::milli
   }
 }
 
+// The store as the webhook sees it while the database may not be reachable yet: until the
+// CacheStore is open every lookup fails fast (the pod is admitted untouched, /readyz says not
+// ready); afterwards lookups go to the store.
+class StoreWhenConnected : public store::CacheLookup {
+ public:
+  void attach(store::CacheLookup& store) { store_.store(&store); }
+  std::optional<store::CacheEntry> lookup(store::CacheScope scope, std::string_view namespaceName,
+                                          std::string_view key, int64_t podStalenessSeconds,
+                                          int64_t nowInSec) override {
+    auto* target = store_.load();
+    if (target == nullptr) throw store::StoreError("the cache store is not connected yet");
+    return target->lookup(scope, namespaceName, key, podStalenessSeconds, nowInSec);
+  }
+  void noteHit(int64_t entryId, int64_t nowInSec) override {
+    if (auto* target = store_.load()) target->noteHit(entryId, nowInSec);
+  }
+
+ private:
+  std::atomic<store::CacheLookup*> store_{nullptr};
+};
+
 int run(const cache_server::Options& options, const sigset_t& signals) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
   cache_server::validate(options);
@@ -52,24 +74,9 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   storeOptions.poolSize = options.dbPoolSize;
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
-  // The database may come up after this pod: keep trying rather than crash-looping, since the
-  // webhook is harmless without an answer (failurePolicy Ignore lets pods through meanwhile).
-  std::unique_ptr<store::CacheStore> cacheStore;
-  auto retryDelay = std::chrono::milliseconds(500);
-  while (!cacheStore) {
-    try {
-      cacheStore = std::make_unique<store::CacheStore>(storeOptions);
-    } catch (const std::exception& error) {
-      spdlog::warn("cache store {} not available, retrying in {} ms: {}",
-                   store::describeDsn(storeOptions.dsn), retryDelay.count(), error.what());
-      if (waitForStopSignal(signals, retryDelay)) return 0;
-      retryDelay = std::min(retryDelay * 2, std::chrono::milliseconds(10000));
-    }
-  }
-  spdlog::info("cache store {} ready, scope {}", cacheStore->target(), options.cacheScope);
-
   core::MetricsRegistry metrics;
-  webhook::AdmissionHandler handler(std::move(loaded.config), *cacheStore, metrics);
+  StoreWhenConnected lookup;
+  webhook::AdmissionHandler handler(std::move(loaded.config), lookup, metrics);
 
   webhook::ServerOptions serverOptions;
   serverOptions.bindAddress = options.listenAddress;
@@ -83,11 +90,32 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   serverOptions.lookupDeadline = std::chrono::milliseconds(options.lookupTimeoutMs + 100);
   serverOptions.certificatePollInterval = std::chrono::milliseconds(options.tlsReloadIntervalMs);
 
+  // The webhook serves at once (answering "allowed, untouched" and not ready) while the database
+  // may still be coming up: keep trying to open the store rather than crash-looping.
   webhook::WebhookServer server(serverOptions, handler, metrics);
   server.start();
   spdlog::info("watcher not started: this build of cache-server runs the webhook only");
-  waitForStopSignal(signals, std::nullopt);
+
+  std::unique_ptr<store::CacheStore> cacheStore;
+  auto retryDelay = std::chrono::milliseconds(500);
+  bool stopRequested = false;
+  while (!cacheStore && !stopRequested) {
+    try {
+      cacheStore = std::make_unique<store::CacheStore>(storeOptions);
+    } catch (const std::exception& error) {
+      spdlog::warn("cache store {} not available, retrying in {} ms: {}",
+                   store::describeDsn(storeOptions.dsn), retryDelay.count(), error.what());
+      stopRequested = waitForStopSignal(signals, retryDelay);
+      retryDelay = std::min(retryDelay * 2, std::chrono::milliseconds(10000));
+    }
+  }
+  if (cacheStore) {
+    lookup.attach(*cacheStore);
+    spdlog::info("cache store {} ready, scope {}", cacheStore->target(), options.cacheScope);
+    waitForStopSignal(signals, std::nullopt);
+  }
   spdlog::info("stopping on signal");
+  // Before the store goes away: no lookup may still be running on it.
   server.stop();
   return 0;
 }
