@@ -140,15 +140,4 @@ void ConnectionPool::giveBack(std::unique_ptr<pqxx::connection> connection, bool
   // Closing happens outside the lock: `dropped` and a broken `connection` die here.
 }
 
-void ConnectionPool::dropIdle() {
-  std::vector<Idle> dropped;
-  {
-    std::lock_guard lock(mutex_);
-    open_ -= idle_.size();
-    dropped = std::move(idle_);
-    idle_.clear();
-  }
-  released_.notify_all();
-}
-
 }  // namespace kcache::store

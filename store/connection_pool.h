@@ -59,9 +59,6 @@ class ConnectionPool {
   // frees up in time, or when connecting fails or is backing off after a failure.
   Lease acquire(Clock::time_point deadline);
 
-  // Drops idle connections (they are presumed dead after one of them broke).
-  void dropIdle();
-
  private:
   void giveBack(std::unique_ptr<pqxx::connection> connection, bool broken);
   std::unique_ptr<pqxx::connection> connect();
