@@ -33,6 +33,8 @@ struct ListOptions {
   std::string labelSelector;
   int64_t limit = 0;  // 0: no paging
   std::string continueToken;
+  // Cancels the request when stop is requested (it then throws KubeApiError with status 0).
+  std::stop_token stop;
 };
 
 struct PodListPage {

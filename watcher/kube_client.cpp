@@ -59,7 +59,8 @@ class CppRestKubeClient final : public KubeApi {
     if (!options.continueToken.empty()) {
       path += "&continue=" + encodeQueryValue(options.continueToken);
     }
-    const nlohmann::json list = call(http::methods::GET, path, nullptr, "list pods");
+    const nlohmann::json list =
+        call(http::methods::GET, path, nullptr, "list pods", "application/json", options.stop);
     PodListPage page;
     if (list.contains("metadata") && list["metadata"].is_object()) {
       const auto& metadata = list["metadata"];
@@ -224,16 +225,20 @@ class CppRestKubeClient final : public KubeApi {
 
   nlohmann::json call(const http::method& method, const std::string& pathAndQuery,
                       const nlohmann::json* body, const std::string& what,
-                      const std::string& contentType = "application/json") {
+                      const std::string& contentType = "application/json",
+                      std::stop_token stop = {}) {
     http::http_request request = makeRequest(method, pathAndQuery);
     if (body != nullptr) request.set_body(body->dump(), contentType);
+    pplx::cancellation_token_source cancel;
+    std::stop_callback cancelOnStop(stop, [&cancel] { cancel.cancel(); });
     int status = 0;
     std::string text;
     try {
-      http::http_response response = client_.request(request).get();
+      http::http_response response = client_.request(request, cancel.get_token()).get();
       status = response.status_code();
       text = response.extract_utf8string(true).get();
     } catch (const std::exception& e) {
+      if (stop.stop_requested()) throw KubeApiError(0, "", what + " cancelled");
       throw KubeApiError(0, "", what + " failed: " + e.what());
     }
     if (status < 200 || status >= 300) throw errorFromResponse(status, text, what);

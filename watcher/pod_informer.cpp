@@ -72,6 +72,7 @@ void PodInformer::run(std::stop_token stop) {
           break;
       }
     } catch (const KubeApiError& e) {
+      if (stop.stop_requested()) break;
       if (e.status() == 410) needList = true;
       spdlog::warn("watcher: {} in {} (resume version {})", e.what(), scope, resumeVersion());
       if (!needList) metrics_.watchRestarts.inc();
@@ -90,6 +91,7 @@ void PodInformer::listAll(std::stop_token stop) {
   ListOptions options;
   options.labelSelector = config_.labelSelector;
   options.limit = config_.pageSize;
+  options.stop = stop;
   std::string listVersion;
   size_t count = 0;
   std::set<std::string> listed;

@@ -319,6 +319,14 @@ class FakeKubeServer::Impl {
     failurePath_ = pathContains;
   }
 
+  void delayNextRequests(int count, std::chrono::milliseconds delay,
+                         const std::string& pathContains) {
+    std::lock_guard lock(mutex_);
+    delaysLeft_ = count;
+    delay_ = delay;
+    delayPath_ = pathContains;
+  }
+
   void sendRawWatchLine(const std::string& line) {
     std::lock_guard lock(mutex_);
     for (WatchStream* stream : streams_) stream->injected.push_back(line);
@@ -450,7 +458,14 @@ class FakeKubeServer::Impl {
     }
 
     {
-      std::lock_guard lock(mutex_);
+      std::unique_lock lock(mutex_);
+      if (delaysLeft_ > 0 && (delayPath_.empty() || target.find(delayPath_) != std::string::npos)) {
+        --delaysLeft_;
+        const auto until = std::chrono::steady_clock::now() + delay_;
+        changed_.wait_until(lock, until,
+                            [&] { return stopping_ || std::chrono::steady_clock::now() >= until; });
+        if (stopping_) return false;
+      }
       if (!options_.bearerToken.empty() &&
           std::string(request[http::field::authorization]) != "Bearer " + options_.bearerToken) {
         ++unauthorized_;
@@ -798,6 +813,9 @@ class FakeKubeServer::Impl {
   std::deque<Event> history_;
   std::map<int64_t, std::shared_ptr<Snapshot>> snapshots_;
 
+  int delaysLeft_ = 0;
+  std::chrono::milliseconds delay_{0};
+  std::string delayPath_;
   int failuresLeft_ = 0;
   int failureStatus_ = 500;
   std::string failurePath_;
@@ -857,6 +875,10 @@ void FakeKubeServer::expireHistory() {
 }
 void FakeKubeServer::failNextRequests(int count, int status, const std::string& pathContains) {
   impl_->failNextRequests(count, status, pathContains);
+}
+void FakeKubeServer::delayNextRequests(int count, std::chrono::milliseconds delay,
+                                       const std::string& pathContains) {
+  impl_->delayNextRequests(count, delay, pathContains);
 }
 void FakeKubeServer::sendRawWatchLine(const std::string& line) {
   impl_->sendRawWatchLine(line);

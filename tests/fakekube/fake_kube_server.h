@@ -78,6 +78,10 @@ class FakeKubeServer {
   void expireHistory();     // from now on, watches from any earlier version get 410 Gone
   // The next `count` requests (whose path contains `pathContains`) get `status` with a Status.
   void failNextRequests(int count, int status = 500, const std::string& pathContains = "");
+  // The next `count` requests (whose path contains `pathContains`) are answered only after
+  // `delay` (a slow or hanging API server).
+  void delayNextRequests(int count, std::chrono::milliseconds delay,
+                         const std::string& pathContains = "");
   void sendRawWatchLine(const std::string& line);  // to every open watch stream
   void sendErrorEvent(int code, const std::string& reason, const std::string& message);
   void sendBookmarks();

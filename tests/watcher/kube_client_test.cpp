@@ -16,6 +16,14 @@ using testing::keyFor;
 using testing::numbered;
 using testing::waitFor;
 
+ListOptions listOptions(const std::string& selector, int64_t limit, const std::string& token) {
+  ListOptions options;
+  options.labelSelector = selector;
+  options.limit = limit;
+  options.continueToken = token;
+  return options;
+}
+
 TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   FakeKubeServer server;
   for (int i = 0; i < 7; ++i) server.createPod(makeTaggedPod("ns1", numbered("p", i), keyFor(i)));
@@ -25,7 +33,7 @@ TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   server.createPod(makeTaggedPod("ns2", "other", keyFor(100)));
 
   auto api = makeKubeClient(configFor(server));
-  ListOptions options{"pipelines.kubeflow.org/cache_id", 3, ""};
+  ListOptions options = listOptions("pipelines.kubeflow.org/cache_id", 3, "");
   std::vector<std::string> names;
   std::string firstVersion;
   do {
@@ -37,7 +45,7 @@ TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   EXPECT_EQ(names.size(), 7u);
   EXPECT_EQ(firstVersion, std::to_string(server.resourceVersion()));
 
-  const PodListPage all = api->listPods("", ListOptions{"pipelines.kubeflow.org/cache_id", 0, ""});
+  const PodListPage all = api->listPods("", listOptions("pipelines.kubeflow.org/cache_id", 0, ""));
   EXPECT_EQ(all.items.size(), 8u);
   EXPECT_TRUE(all.continueToken.empty());
 }
@@ -46,12 +54,12 @@ TEST(KubeClient, ExpiredContinueTokenIs410) {
   FakeKubeServer server;
   for (int i = 0; i < 4; ++i) server.createPod(makeTaggedPod("ns", numbered("p", i), keyFor(i)));
   auto api = makeKubeClient(configFor(server));
-  const PodListPage first = api->listPods("ns", ListOptions{"", 2, ""});
+  const PodListPage first = api->listPods("ns", listOptions("", 2, ""));
   ASSERT_FALSE(first.continueToken.empty());
   server.createPod(makeTaggedPod("ns", "late", keyFor(9)));
   server.expireHistory();
   try {
-    api->listPods("ns", ListOptions{"", 2, first.continueToken});
+    api->listPods("ns", listOptions("", 2, first.continueToken));
     FAIL() << "expected 410";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 410);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "tests/watcher/watcher_test_support.h"
@@ -245,6 +246,23 @@ TEST_F(InformerTest, FallsBackToAnUnpagedListWhenTheContinueTokenExpires) {
   EXPECT_EQ(informer.resumeVersion(), std::to_string(server_.resourceVersion()));
   ASSERT_GE(api.limits_.size(), 3u);
   EXPECT_EQ(api.limits_.back(), 0);  // the fallback asked for everything at once
+}
+
+TEST_F(InformerTest, StopCancelsAListInProgress) {
+  server_.delayNextRequests(1, std::chrono::seconds(60), "/pods");
+  ClusterConfig config = configFor(server_);
+  config.requestTimeout = std::chrono::seconds(120);  // only the stop can end the list early
+  api_ = makeKubeClient(config);
+  start();
+  ASSERT_TRUE(waitFor([&] { return server_.totalRequests() >= 1; }));
+  auto stopped = std::async(std::launch::async, [&] {
+    thread_.request_stop();
+    thread_.join();
+  });
+  // Far below the minute the server would take to answer.
+  EXPECT_EQ(stopped.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  stopped.wait();
+  EXPECT_EQ(metrics_.lists.value(), 0);
 }
 
 TEST_F(InformerTest, WatchesAllNamespacesWhenNoneIsGiven) {
