@@ -1,50 +1,154 @@
 #include "webhook/admission_review.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
+
+#include <simdjson.h>
 
 namespace kcache::webhook {
 
 namespace {
 
 using nlohmann::json;
+namespace dom = simdjson::dom;
 
 constexpr std::string_view kApiVersionV1 = "admission.k8s.io/v1";
 constexpr std::string_view kApiVersionV1beta1 = "admission.k8s.io/v1beta1";
 constexpr std::string_view kReviewKind = "AdmissionReview";
 
-// Measures the bracket nesting outside strings without building anything, so a body of millions
-// of '[' is refused before the parser allocates a value per level.
-bool nestingWithin(std::string_view body, int maxDepth) {
-  int depth = 0;
-  bool inString = false;
-  bool escaped = false;
-  for (char c : body) {
-    if (inString) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        inString = false;
-      }
-      continue;
+// Bodies up to this size are decoded by a parser kept per thread (its buffers are reused);
+// larger ones get a parser of their own, so one huge body does not pin its memory for good.
+constexpr size_t kReusedParserCapacity = 256 * 1024;
+// simdjson's depth counts brackets, as the limit does.
+constexpr size_t kParserMaxDepth = kMaxReviewNestingDepth;
+
+json copyOf(dom::element value) {
+  switch (value.type()) {
+    case dom::element_type::OBJECT: {
+      json out = json::object();
+      for (const auto field : dom::object(value)) out[std::string(field.key)] = copyOf(field.value);
+      return out;
     }
-    if (c == '"') {
-      inString = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > maxDepth) return false;
-    } else if (c == '}' || c == ']') {
-      --depth;
+    case dom::element_type::ARRAY: {
+      json out = json::array();
+      for (const dom::element item : dom::array(value)) out.push_back(copyOf(item));
+      return out;
     }
+    case dom::element_type::STRING:
+      return std::string(std::string_view(value));
+    case dom::element_type::INT64:
+      return int64_t(value);
+    case dom::element_type::UINT64:
+      return uint64_t(value);
+    case dom::element_type::DOUBLE:
+      return double(value);
+    case dom::element_type::BOOL:
+      return bool(value);
+    case dom::element_type::NULL_VALUE:
+      break;
   }
-  return true;
+  return nullptr;
 }
 
-std::string stringField(const json& object, const char* name) {
-  if (!object.is_object()) return {};
-  const auto it = object.find(name);
-  if (it == object.end() || !it->is_string()) return {};
-  return it->get<std::string>();
+// A JSON value of the same type as `value` without its contents: enough for the checks that only
+// ask whether a member exists or what type it has.
+json shapeOf(dom::element value) {
+  switch (value.type()) {
+    case dom::element_type::OBJECT:
+      return json::object();
+    case dom::element_type::ARRAY:
+      return json::array();
+    default:
+      return copyOf(value);
+  }
+}
+
+// Keeps the members of an object for which `select` returns a value, dropping the others. Members
+// are visited in order, so a repeated key keeps its last value, as a full parse does. A value that
+// is not an object keeps only its shape (the readers treat it as malformed either way).
+template <typename Select>
+json selectMembers(dom::element value, Select&& select) {
+  if (value.type() != dom::element_type::OBJECT) return shapeOf(value);
+  json out = json::object();
+  for (const auto field : dom::object(value)) {
+    if (auto kept = select(field.key, field.value)) out[std::string(field.key)] = std::move(*kept);
+  }
+  return out;
+}
+
+json arrayOf(dom::element value, json (*each)(dom::element)) {
+  if (value.type() != dom::element_type::ARRAY) return shapeOf(value);
+  json out = json::array();
+  for (const dom::element item : dom::array(value)) out.push_back(each(item));
+  return out;
+}
+
+// An env var: name and literal value (core::findArgoTemplate reads nothing else).
+json envVarView(dom::element variable) {
+  return selectMembers(variable,
+                       [](std::string_view key, dom::element value) -> std::optional<json> {
+                         if (key == "name" || key == "value") return copyOf(value);
+                         return std::nullopt;
+                       });
+}
+
+// A container: what the TFX check and core::findArgoTemplate read.
+json containerView(dom::element container) {
+  return selectMembers(container,
+                       [](std::string_view key, dom::element value) -> std::optional<json> {
+                         if (key == "name" || key == "command") return copyOf(value);
+                         if (key == "env") return arrayOf(value, envVarView);
+                         return std::nullopt;
+                       });
+}
+
+json specView(dom::element spec) {
+  return selectMembers(spec, [](std::string_view key, dom::element value) -> std::optional<json> {
+    if (key == "containers" || key == "initContainers") return arrayOf(value, containerView);
+    // The patch only asks whether these exist.
+    if (key == "affinity" || key == "nodeSelector") return shapeOf(value);
+    return std::nullopt;
+  });
+}
+
+json metadataView(dom::element metadata) {
+  return selectMembers(
+      metadata, [](std::string_view key, dom::element value) -> std::optional<json> {
+        if (key == "name" || key == "namespace" || key == "labels" || key == "annotations") {
+          return copyOf(value);
+        }
+        return std::nullopt;
+      });
+}
+
+json podView(dom::element pod) {
+  return selectMembers(pod, [](std::string_view key, dom::element value) -> std::optional<json> {
+    if (key == "metadata") return metadataView(value);
+    if (key == "spec") return specView(value);
+    return std::nullopt;
+  });
+}
+
+std::string stringOf(dom::element value) {
+  return value.type() == dom::element_type::STRING ? std::string(std::string_view(value))
+                                                   : std::string();
+}
+
+void readResource(dom::element resource, AdmissionRequest& request) {
+  request.resourceGroup.clear();
+  request.resourceVersion.clear();
+  request.resourceName.clear();
+  if (resource.type() != dom::element_type::OBJECT) return;
+  for (const auto field : dom::object(resource)) {
+    if (field.key == "group") {
+      request.resourceGroup = stringOf(field.value);
+    } else if (field.key == "version") {
+      request.resourceVersion = stringOf(field.value);
+    } else if (field.key == "resource") {
+      request.resourceName = stringOf(field.value);
+    }
+  }
 }
 
 core::Unexpected<ReviewError> fail(std::string message) {
@@ -54,21 +158,43 @@ core::Unexpected<ReviewError> fail(std::string message) {
 }  // namespace
 
 core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_view body) {
-  if (!nestingWithin(body, kMaxReviewNestingDepth)) {
-    return fail("could not decode the AdmissionReview: JSON nested deeper than " +
-                std::to_string(kMaxReviewNestingDepth) + " levels");
+  thread_local dom::parser reusedParser;
+  std::optional<dom::parser> ownParser;
+  dom::parser& parser = body.size() <= kReusedParserCapacity ? reusedParser : ownParser.emplace();
+  // The parser refuses deep nesting while indexing, before it builds anything, so a body of
+  // millions of '[' costs little.
+  if (parser.max_depth() != kParserMaxDepth || parser.capacity() < body.size()) {
+    const size_t capacity = std::max({parser.capacity(), body.size(), size_t{16 * 1024}});
+    if (parser.allocate(capacity, kParserMaxDepth) != simdjson::SUCCESS) {
+      return fail("could not decode the AdmissionReview: out of memory for " +
+                  std::to_string(body.size()) + " bytes");
+    }
   }
-  json review;
-  try {
-    review = json::parse(body.begin(), body.end());
-  } catch (const json::exception& error) {
-    return fail(std::string("could not decode the AdmissionReview: ") + error.what());
+  dom::element review;
+  if (const auto error = parser.parse(body.data(), body.size()).get(review)) {
+    if (error == simdjson::DEPTH_ERROR) {
+      return fail("could not decode the AdmissionReview: JSON nested deeper than " +
+                  std::to_string(kMaxReviewNestingDepth) + " levels");
+    }
+    return fail(std::string("could not decode the AdmissionReview: ") +
+                simdjson::error_message(error));
   }
-  if (!review.is_object()) return fail("could not decode the AdmissionReview: not a JSON object");
+  if (review.type() != dom::element_type::OBJECT) {
+    return fail("could not decode the AdmissionReview: not a JSON object");
+  }
 
   AdmissionRequest request;
-  request.apiVersion = stringField(review, "apiVersion");
-  request.kind = stringField(review, "kind");
+  std::optional<dom::element> inner;
+  // Every member is visited so that a repeated key keeps its last value, as a full parse does.
+  for (const auto field : dom::object(review)) {
+    if (field.key == "apiVersion") {
+      request.apiVersion = stringOf(field.value);
+    } else if (field.key == "kind") {
+      request.kind = stringOf(field.value);
+    } else if (field.key == "request") {
+      inner = field.value;
+    }
+  }
   if (request.apiVersion != kApiVersionV1 && request.apiVersion != kApiVersionV1beta1) {
     return fail("unsupported AdmissionReview apiVersion \"" + request.apiVersion +
                 "\" (expected admission.k8s.io/v1 or admission.k8s.io/v1beta1)");
@@ -76,29 +202,33 @@ core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_
   if (request.kind != kReviewKind) {
     return fail("unsupported kind \"" + request.kind + "\" (expected AdmissionReview)");
   }
-  const auto found = review.find("request");
-  if (found == review.end() || found->is_null()) {
+  if (!inner || inner->is_null()) {
     return fail("malformed AdmissionReview: request is missing or null");
   }
-  json& inner = *found;
-  if (!inner.is_object()) return fail("malformed AdmissionReview: request is not an object");
-  request.uid = stringField(inner, "uid");
+  if (inner->type() != dom::element_type::OBJECT) {
+    return fail("malformed AdmissionReview: request is not an object");
+  }
+  for (const auto field : dom::object(*inner)) {
+    const std::string_view key = field.key;
+    if (key == "uid") {
+      request.uid = stringOf(field.value);
+    } else if (key == "operation") {
+      request.operation = stringOf(field.value);
+    } else if (key == "namespace") {
+      request.namespaceName = stringOf(field.value);
+    } else if (key == "name") {
+      request.name = stringOf(field.value);
+    } else if (key == "subResource") {
+      request.subResource = stringOf(field.value);
+    } else if (key == "dryRun") {
+      request.dryRun = field.value.type() == dom::element_type::BOOL && bool(field.value);
+    } else if (key == "resource") {
+      readResource(field.value, request);
+    } else if (key == "object") {
+      request.object = podView(field.value);
+    }
+  }
   if (request.uid.empty()) return fail("malformed AdmissionReview: request.uid is missing");
-  request.operation = stringField(inner, "operation");
-  request.namespaceName = stringField(inner, "namespace");
-  request.name = stringField(inner, "name");
-  if (const auto resource = inner.find("resource"); resource != inner.end()) {
-    request.resourceGroup = stringField(*resource, "group");
-    request.resourceVersion = stringField(*resource, "version");
-    request.resourceName = stringField(*resource, "resource");
-  }
-  request.subResource = stringField(inner, "subResource");
-  if (const auto dryRun = inner.find("dryRun"); dryRun != inner.end() && dryRun->is_boolean()) {
-    request.dryRun = dryRun->get<bool>();
-  }
-  if (const auto object = inner.find("object"); object != inner.end()) {
-    request.object = std::move(*object);
-  }
   return request;
 }
 

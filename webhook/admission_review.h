@@ -21,7 +21,11 @@ struct AdmissionRequest {
   std::string name;  // may be empty (generateName)
   std::string resourceGroup, resourceVersion, resourceName, subResource;
   bool dryRun = false;
-  nlohmann::json object;  // request.object: null when absent
+  // The parts of request.object that the decision and the patch read (null when absent):
+  // metadata name, namespace, labels and annotations; spec containers and initContainers (name,
+  // command, env name/value); whether spec.affinity and spec.nodeSelector exist. A member of an
+  // unexpected type keeps its type, so the decision sees the same pod as in the full object.
+  nlohmann::json object;
 };
 
 struct ReviewError {
@@ -32,8 +36,8 @@ struct ReviewError {
 // bounds the work and memory a hostile body can cause.
 inline constexpr int kMaxReviewNestingDepth = 512;
 
-// Decodes a request body. Never throws: anything that is not a usable AdmissionReview comes back
-// as a ReviewError saying what is wrong.
+// Decodes a request body (simdjson; only the parts kcache reads are copied out). Never throws:
+// anything that is not a usable AdmissionReview comes back as a ReviewError saying what is wrong.
 core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_view body);
 
 struct AdmissionResponse {
