@@ -70,7 +70,7 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   for (const auto& warning : loaded.warnings) spdlog::warn("configuration: {}", warning);
 
   store::StoreOptions storeOptions;
-  storeOptions.dsn = store::buildDsn(options.database);
+  storeOptions.dsn = store::buildDsn(options.database.flags);
   storeOptions.poolSize = options.dbPoolSize;
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
       "Kubeflow's flag spellings (--db_host, -db_host, ...) are accepted too."};
   kcache::cache_server::Options options;
   kcache::cache_server::addOptions(app, options);
-  auto arguments = kcache::cache_server::normalizeGoStyleArguments(argc, argv);
+  auto arguments = kcache::cmd::normalizeGoStyleArguments(argc, argv);
   std::vector<const char*> pointers;
   for (const auto& argument : arguments) pointers.push_back(argument.c_str());
   try {

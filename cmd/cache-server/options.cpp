@@ -7,30 +7,7 @@
 namespace kcache::cache_server {
 
 void addOptions(CLI::App& app, Options& options) {
-  app.add_option("--db-driver,--db_driver", options.dbDriver,
-                 "Database driver: postgres (pgx and postgresql are accepted as the same); "
-                 "kcache stores its cache in PostgreSQL only")
-      ->envname("DBCONFIG_DRIVER")
-      ->capture_default_str();
-  app.add_option("--db-host,--db_host", options.database.host, "PostgreSQL host name")
-      ->envname("DBCONFIG_HOST_NAME")
-      ->capture_default_str();
-  app.add_option("--db-port,--db_port", options.database.port, "PostgreSQL port")
-      ->envname("DBCONFIG_PORT")
-      ->capture_default_str();
-  app.add_option("--db-name,--db_name", options.database.dbName, "Database name")
-      ->envname("DBCONFIG_DB_NAME")
-      ->capture_default_str();
-  app.add_option("--db-user,--db_user", options.database.user, "Database user")
-      ->envname("DBCONFIG_USER")
-      ->capture_default_str();
-  app.add_option("--db-password,--db_password", options.database.password,
-                 "Database password (prefer the environment variable; never logged)")
-      ->envname("DBCONFIG_PASSWORD");
-  app.add_option("--db-extra-params,--db_extra_params", options.database.extraParams,
-                 "Extra libpq parameters, e.g. sslmode=verify-full&sslrootcert=/ca.pem, or a "
-                 "JSON object of them")
-      ->envname("DBCONFIG_EXTRA_PARAMS");
+  cmd::addDatabaseOptions(app, options.database);
   app.add_option("--db-pool-size", options.dbPoolSize, "Database connections kept open")
       ->envname("KCACHE_DB_POOL_SIZE")
       ->check(CLI::Range(1, 256))
@@ -104,21 +81,6 @@ void addOptions(CLI::App& app, Options& options) {
       ->capture_default_str();
 }
 
-std::vector<std::string> normalizeGoStyleArguments(int argc, const char* const* argv) {
-  std::vector<std::string> arguments;
-  for (int i = 0; i < argc; ++i) {
-    std::string argument = argv[i];
-    // "-db_host=x" or "-db_host": one dash and a name longer than one letter (Go's flag package).
-    const auto nameEnd = std::min(argument.find('='), argument.size());
-    if (i > 0 && argument.size() > 2 && argument[0] == '-' &&
-        std::isalpha(static_cast<unsigned char>(argument[1])) && nameEnd > 2) {
-      argument.insert(0, "-");
-    }
-    arguments.push_back(std::move(argument));
-  }
-  return arguments;
-}
-
 std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
                                      const std::string& fileName) {
   const std::filesystem::path file(fileName);
@@ -126,12 +88,7 @@ std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
 }
 
 void validate(const Options& options) {
-  if (options.dbDriver != "postgres" && options.dbDriver != "pgx" &&
-      options.dbDriver != "postgresql") {
-    throw std::invalid_argument("--db-driver=" + options.dbDriver +
-                                " is not supported: kcache keeps its cache in PostgreSQL "
-                                "(use postgres or pgx)");
-  }
+  cmd::validateDatabaseOptions(options.database);
   if (options.tlsCertFilename.empty() || options.tlsKeyFilename.empty()) {
     throw std::invalid_argument("--tls-cert-filename and --tls-key-filename must not be empty");
   }

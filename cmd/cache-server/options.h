@@ -11,13 +11,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "store/dsn.h"
+#include "cmd/common/database_options.h"
 
 namespace kcache::cache_server {
 
 struct Options {
-  std::string dbDriver = "postgres";
-  store::DatabaseFlags database;
+  cmd::DatabaseOptions database;
   std::size_t dbPoolSize = 4;
   std::string namespaceToWatch;
   std::string listenAddress = "0.0.0.0";
@@ -38,9 +37,6 @@ struct Options {
 
 // Registers every flag on `app`, writing into `options`.
 void addOptions(CLI::App& app, Options& options);
-
-// Rewrites Go-style single-dash long flags (-db_host=x, -listen_port 8443) to "--" form.
-std::vector<std::string> normalizeGoStyleArguments(int argc, const char* const* argv);
 
 // A relative file name is looked up in --tls-dir; an absolute path is used as it is.
 std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,

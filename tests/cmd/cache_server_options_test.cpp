@@ -12,7 +12,8 @@ Options parse(std::vector<std::string> arguments) {
   arguments.insert(arguments.begin(), "cache-server");
   std::vector<const char*> argv;
   for (const auto& argument : arguments) argv.push_back(argument.c_str());
-  const auto normalized = normalizeGoStyleArguments(static_cast<int>(argv.size()), argv.data());
+  const auto normalized =
+      cmd::normalizeGoStyleArguments(static_cast<int>(argv.size()), argv.data());
   std::vector<const char*> pointers;
   for (const auto& argument : normalized) pointers.push_back(argument.c_str());
   CLI::App app;
@@ -26,10 +27,10 @@ TEST(CacheServerOptionsTest, KubeflowDeploymentArgumentsWorkUnchanged) {
   const auto options = parse({"--db_driver=pgx", "--db_host=postgres", "--db_port=5432",
                               "--db_name=cachedb", "--db_user=root", "--db_password=secret",
                               "--namespace_to_watch=kubeflow", "--listen_port=8443"});
-  EXPECT_EQ(options.dbDriver, "pgx");
-  EXPECT_EQ(options.database.host, "postgres");
-  EXPECT_EQ(options.database.user, "root");
-  EXPECT_EQ(options.database.password, "secret");
+  EXPECT_EQ(options.database.driver, "pgx");
+  EXPECT_EQ(options.database.flags.host, "postgres");
+  EXPECT_EQ(options.database.flags.user, "root");
+  EXPECT_EQ(options.database.flags.password, "secret");
   EXPECT_EQ(options.namespaceToWatch, "kubeflow");
   EXPECT_EQ(options.listenPort, 8443);
   EXPECT_NO_THROW(validate(options));
@@ -38,8 +39,8 @@ TEST(CacheServerOptionsTest, KubeflowDeploymentArgumentsWorkUnchanged) {
 TEST(CacheServerOptionsTest, GoSingleDashAndKebabCase) {
   const auto options = parse({"-db_host=db.example", "-db_port", "6543", "--cache-scope", "cluster",
                               "--tls-cert-filename=/abs/cert.pem", "--http-port=9090"});
-  EXPECT_EQ(options.database.host, "db.example");
-  EXPECT_EQ(options.database.port, 6543);
+  EXPECT_EQ(options.database.flags.host, "db.example");
+  EXPECT_EQ(options.database.flags.port, 6543);
   EXPECT_EQ(options.cacheScope, "cluster");
   EXPECT_EQ(options.httpPort, 9090);
   EXPECT_EQ(resolveTlsFile(options.tlsDir, options.tlsCertFilename), "/abs/cert.pem");
@@ -53,7 +54,7 @@ TEST(CacheServerOptionsTest, EnvironmentFillsFlags) {
   ::unsetenv("KCACHE_LOOKUP_TIMEOUT_MS");
   ::unsetenv("DBCONFIG_HOST_NAME");
   EXPECT_EQ(options.lookupTimeoutMs, 250);
-  EXPECT_EQ(options.database.host, "from-env");
+  EXPECT_EQ(options.database.flags.host, "from-env");
 }
 
 TEST(CacheServerOptionsTest, RefusesWhatCannotWork) {
