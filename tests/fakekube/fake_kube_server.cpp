@@ -585,13 +585,15 @@ class FakeKubeServer::Impl {
     received.name = name;
     received.contentType = std::string(request[http::field::content_type]);
     received.body = json::parse(request.body(), nullptr, false);
+    // One critical section: a test that sees the patched pod also sees the patch recorded.
+    std::lock_guard lock(mutex_);
     Response response = applyPatch(ns, name, received);
     received.status = response.status;
-    std::lock_guard lock(mutex_);
     patches_.push_back(std::move(received));
     return response;
   }
 
+  // Called with mutex_ held.
   Response applyPatch(const std::string& ns, const std::string& name,
                       const ReceivedPatch& received) {
     if (received.contentType != "application/merge-patch+json") {
@@ -601,7 +603,6 @@ class FakeKubeServer::Impl {
     if (received.body.is_discarded() || !received.body.is_object()) {
       return {400, statusObject(400, "BadRequest", "merge patch is not a JSON object")};
     }
-    std::lock_guard lock(mutex_);
     const auto it = pods_.find(keyOf(ns, name));
     if (it == pods_.end()) {
       return {404, statusObject(404, "NotFound", "pods \"" + name + "\" not found")};
