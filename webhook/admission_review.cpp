@@ -6,6 +6,9 @@
 
 #include <simdjson.h>
 
+#include "core/go_json.h"
+#include "core/pod_contract.h"
+
 namespace kcache::webhook {
 
 namespace {
@@ -84,13 +87,31 @@ json arrayOf(dom::element value, json (*each)(dom::element)) {
   return out;
 }
 
-// An env var: name and literal value (core::findArgoTemplate reads nothing else).
-json envVarView(dom::element variable) {
-  return selectMembers(variable,
-                       [](std::string_view key, dom::element value) -> std::optional<json> {
-                         if (key == "name" || key == "value") return copyOf(value);
-                         return std::nullopt;
-                       });
+bool isArgoTemplateVariable(dom::element variable) {
+  if (variable.type() != dom::element_type::OBJECT) return false;
+  std::string_view name;
+  for (const auto field : dom::object(variable)) {
+    if (field.key == "name") {
+      name = field.value.type() == dom::element_type::STRING ? std::string_view(field.value) : "";
+    }
+  }
+  return name == core::contract::kArgoTemplateEnv;
+}
+
+// The ARGO_TEMPLATE variables of an env list, in order, with their name and literal value:
+// core::findArgoTemplate reads nothing else (the first variable of that name decides).
+json argoTemplateEnv(dom::element env) {
+  if (env.type() != dom::element_type::ARRAY) return shapeOf(env);
+  json out = json::array();
+  for (const dom::element variable : dom::array(env)) {
+    if (!isArgoTemplateVariable(variable)) continue;
+    out.push_back(selectMembers(
+        variable, [](std::string_view key, dom::element value) -> std::optional<json> {
+          if (key == "name" || key == "value") return copyOf(value);
+          return std::nullopt;
+        }));
+  }
+  return out;
 }
 
 // A container: what the TFX check and core::findArgoTemplate read.
@@ -98,7 +119,7 @@ json containerView(dom::element container) {
   return selectMembers(container,
                        [](std::string_view key, dom::element value) -> std::optional<json> {
                          if (key == "name" || key == "command") return copyOf(value);
-                         if (key == "env") return arrayOf(value, envVarView);
+                         if (key == "env") return argoTemplateEnv(value);
                          return std::nullopt;
                        });
 }
@@ -234,51 +255,61 @@ core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_
 
 std::string encodeAdmissionResponse(const AdmissionRequest& request,
                                     const AdmissionResponse& response) {
-  json answer = json::object();
-  answer["uid"] = request.uid;
-  answer["allowed"] = response.allowed;
+  // Written directly rather than through a JSON tree: the base64 patch is most of the answer, and
+  // a serializer would copy and re-escape it. Members in the order a sorted-map serializer uses.
+  std::string patch;
   if (response.patch) {
-    answer["patchType"] = "JSONPatch";
-    answer["patch"] =
-        base64Encode(response.patch->dump(-1, ' ', false, json::error_handler_t::replace));
+    // Replace, not throw, on invalid UTF-8: the answer must always be produced.
+    patch = response.patch->dump(-1, ' ', false, json::error_handler_t::replace);
   }
-  json review = json::object();
-  review["apiVersion"] = request.apiVersion;
-  review["kind"] = request.kind;
-  review["response"] = std::move(answer);
-  // Replace, not throw, on invalid UTF-8: the answer must always be produced.
-  return review.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(160 + request.uid.size() + (patch.size() + 2) / 3 * 4);
+  out += R"({"apiVersion":)";
+  core::gojson::appendQuoted(out, request.apiVersion);
+  out += R"(,"kind":)";
+  core::gojson::appendQuoted(out, request.kind);
+  out += R"(,"response":{"allowed":)";
+  out += response.allowed ? "true" : "false";
+  if (response.patch) {
+    out += R"(,"patch":")";
+    appendBase64(out, patch);
+    out += R"(","patchType":"JSONPatch")";
+  }
+  out += R"(,"uid":)";
+  core::gojson::appendQuoted(out, request.uid);
+  out += "}}";
+  return out;
+}
+
+void appendBase64(std::string& out, std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const size_t start = out.size();
+  out.resize(start + (bytes.size() + 2) / 3 * 4);
+  char* next = out.data() + start;
+  const auto byteAt = [&](size_t i) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(bytes[i]));
+  };
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t chunk = (byteAt(i) << 16) | (byteAt(i + 1) << 8) | byteAt(i + 2);
+    *next++ = kAlphabet[(chunk >> 18) & 63];
+    *next++ = kAlphabet[(chunk >> 12) & 63];
+    *next++ = kAlphabet[(chunk >> 6) & 63];
+    *next++ = kAlphabet[chunk & 63];
+  }
+  const size_t rest = bytes.size() - i;
+  if (rest == 0) return;
+  const uint32_t chunk = (byteAt(i) << 16) | (rest == 2 ? byteAt(i + 1) << 8 : 0);
+  *next++ = kAlphabet[(chunk >> 18) & 63];
+  *next++ = kAlphabet[(chunk >> 12) & 63];
+  *next++ = rest == 2 ? kAlphabet[(chunk >> 6) & 63] : '=';
+  *next = '=';
 }
 
 std::string base64Encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t chunk = (static_cast<uint8_t>(bytes[i]) << 16) |
-                           (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                           static_cast<uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += kAlphabet[(chunk >> 6) & 63];
-    out += kAlphabet[chunk & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    const uint32_t chunk = static_cast<uint8_t>(bytes[i]) << 16;
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += "==";
-  } else if (rest == 2) {
-    const uint32_t chunk =
-        (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += kAlphabet[(chunk >> 6) & 63];
-    out += '=';
-  }
+  appendBase64(out, bytes);
   return out;
 }
 

@@ -23,8 +23,9 @@ struct AdmissionRequest {
   bool dryRun = false;
   // The parts of request.object that the decision and the patch read (null when absent):
   // metadata name, namespace, labels and annotations; spec containers and initContainers (name,
-  // command, env name/value); whether spec.affinity and spec.nodeSelector exist. A member of an
-  // unexpected type keeps its type, so the decision sees the same pod as in the full object.
+  // command, and the ARGO_TEMPLATE entries of env with name and value); whether spec.affinity and
+  // spec.nodeSelector exist. A member of an unexpected type keeps its type, so the decision sees
+  // the same pod as in the full object.
   nlohmann::json object;
 };
 
@@ -51,5 +52,6 @@ std::string encodeAdmissionResponse(const AdmissionRequest& request,
                                     const AdmissionResponse& response);
 
 std::string base64Encode(std::string_view bytes);
+void appendBase64(std::string& out, std::string_view bytes);
 
 }  // namespace kcache::webhook
