@@ -32,6 +32,9 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 
 constexpr std::string_view kMutatePath = "/mutate";
+// The first read of a request takes a whole TLS record (16 KiB at most): a ~9 KB review then
+// usually arrives in one read instead of three.
+constexpr std::size_t kFirstReadBytes = 16 * 1024;
 
 // What every session needs; owned by the server and outliving all sessions.
 struct Shared {
@@ -140,7 +143,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     // Idle until the next request starts; only then does the header deadline run.
     lowest().expires_after(shared_.options.idleTimeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes), [self = this->shared_from_this()](
                                                        beast::error_code error, std::size_t bytes) {
       if (error) {
         self->close();

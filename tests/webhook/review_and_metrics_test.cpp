@@ -73,6 +73,35 @@ TEST(AdmissionReviewTest, EncodesInTheRequestVersion) {
   EXPECT_EQ(json::parse(testing::base64Decode(withPatch["response"]["patch"])), *response.patch);
 }
 
+// The answer is written by hand; it must be byte for byte what serializing the same review with a
+// JSON library gives (members sorted), including a uid that needs escaping.
+TEST(AdmissionReviewTest, AnswerIsByteIdenticalToASerializedReview) {
+  AdmissionRequest request;
+  request.apiVersion = "admission.k8s.io/v1";
+  request.kind = "AdmissionReview";
+  request.uid = "0a1b-\"quoted\"\\ \n";
+  AdmissionResponse response;
+  response.patch = json::parse(R"([{"op":"add","path":"/metadata/labels/x","value":"ü"}])");
+  for (const bool withPatch : {false, true}) {
+    json answer = {{"uid", request.uid}, {"allowed", true}};
+    if (withPatch) {
+      answer["patchType"] = "JSONPatch";
+      answer["patch"] = base64Encode(response.patch->dump());
+    }
+    const json review = {
+        {"apiVersion", request.apiVersion}, {"kind", request.kind}, {"response", answer}};
+    EXPECT_EQ(encodeAdmissionResponse(request, withPatch ? response : AdmissionResponse{}),
+              review.dump());
+  }
+}
+
+TEST(AdmissionReviewTest, Base64AppendsToWhatIsThere) {
+  std::string out = "x:";
+  appendBase64(out, "foobar");
+  appendBase64(out, "fo");
+  EXPECT_EQ(out, "x:Zm9vYmFyZm8=");
+}
+
 TEST(AdmissionReviewTest, Base64MatchesRfc4648Vectors) {
   EXPECT_EQ(base64Encode(""), "");
   EXPECT_EQ(base64Encode("f"), "Zg==");

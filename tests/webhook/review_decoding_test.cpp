@@ -108,6 +108,10 @@ TEST(ReviewDecodingTest, ViewKeepsWhatTheDecisionReadsAndDropsTheRest) {
   ASSERT_EQ(pod["spec"]["containers"].size(), full["spec"]["containers"].size());
   EXPECT_EQ(pod["spec"]["containers"][0]["command"], full["spec"]["containers"][0]["command"]);
   EXPECT_FALSE(pod["spec"]["containers"][0].contains("image"));
+  // Of the env lists, only the ARGO_TEMPLATE entries are kept.
+  for (const auto& container : pod["spec"]["containers"]) {
+    for (const auto& variable : container["env"]) EXPECT_EQ(variable["name"], "ARGO_TEMPLATE");
+  }
 }
 
 // Pods of unexpected shapes: each mutation of the Argo 3.5 fixture must lead to the same plan and
