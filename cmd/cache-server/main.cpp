@@ -1,5 +1,5 @@
-// cache-server: the kcache admission webhook. The watcher and the garbage collector join this
-// process later; until then it serves the webhook only and says so at start-up.
+// cache-server: the kcache admission webhook on every replica, and on the elected leader the
+// watcher that records completed steps and the garbage collector.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +16,9 @@
 #include "core/metrics.h"
 #include "store/cache_store.h"
 #include "store/dsn.h"
+#include "watcher/cluster_config.h"
+#include "watcher/kube_client.h"
+#include "watcher/watcher_service.h"
 #include "webhook/admission_handler.h"
 #include "webhook/config.h"
 #include "webhook/server.h"
@@ -61,6 +64,61 @@ class StoreWhenConnected : public store::CacheLookup {
   std::atomic<store::CacheLookup*> store_{nullptr};
 };
 
+// The leader's garbage collection: entries older than MAXIMUM_CACHE_STALENESS, then the least
+// recently hit beyond --gc-max-entries.
+std::function<void()> garbageCollector(const cache_server::Options& options,
+                                       const core::StalenessPolicy& staleness,
+                                       store::CacheStore& cacheStore) {
+  const int64_t maxStaleness = staleness.maximumSeconds().value_or(core::kUnlimitedStaleness);
+  const int64_t maxEntries = options.gcMaxEntries;
+  return [&cacheStore, maxStaleness, maxEntries] {
+    if (maxStaleness < 0 && maxEntries == 0) return;  // nothing to collect
+    store::GcOptions gc;
+    gc.nowInSec = static_cast<int64_t>(std::time(nullptr));
+    gc.maxStalenessSeconds = maxStaleness;
+    if (maxEntries > 0) gc.maxEntries = maxEntries;
+    cacheStore.gc(gc);
+  };
+}
+
+// Starts the watcher when asked to and a cluster configuration exists; nullptr otherwise.
+std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Options& options,
+                                                      store::CacheScope scope,
+                                                      const core::StalenessPolicy& staleness,
+                                                      store::CacheStore& cacheStore,
+                                                      core::MetricsRegistry& metrics) {
+  if (!options.watch) {
+    spdlog::info("watcher off (--watch=false): this replica serves the webhook only");
+    return nullptr;
+  }
+  std::optional<watcher::ClusterConfig> cluster;
+  try {
+    cluster = watcher::discoverClusterConfig(options.kubeconfig);
+  } catch (const std::exception& error) {
+    // A broken cluster configuration must not take the webhook down with it.
+    spdlog::error("watcher not started: {}; this replica serves the webhook only", error.what());
+    return nullptr;
+  }
+  if (!cluster) {
+    spdlog::info(
+        "watcher not started: no cluster configuration (--kubeconfig, $KUBECONFIG or in-cluster); "
+        "this replica serves the webhook only");
+    return nullptr;
+  }
+  watcher::WatcherConfig config;
+  config.informer.namespaceName = options.namespaceToWatch;
+  config.recorder.scope = scope;
+  config.recorder.staleness = staleness;
+  config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
+  auto service = std::make_unique<watcher::WatcherService>(
+      watcher::makeKubeClient(*cluster), config, cacheStore,
+      garbageCollector(options, staleness, cacheStore), metrics);
+  service->start();
+  spdlog::info("watcher started against {} ({}), watching {}", cluster->server, cluster->source,
+               options.namespaceToWatch.empty() ? "all namespaces" : options.namespaceToWatch);
+  return service;
+}
+
 int run(const cache_server::Options& options, const sigset_t& signals) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
   cache_server::validate(options);
@@ -74,6 +132,7 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   storeOptions.poolSize = options.dbPoolSize;
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
+  const core::StalenessPolicy staleness = loaded.config.staleness;  // the watcher records with it
   core::MetricsRegistry metrics;
   StoreWhenConnected lookup;
   webhook::AdmissionHandler handler(std::move(loaded.config), lookup, metrics);
@@ -94,7 +153,6 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   // may still be coming up: keep trying to open the store rather than crash-looping.
   webhook::WebhookServer server(serverOptions, handler, metrics);
   server.start();
-  spdlog::info("watcher not started: this build of cache-server runs the webhook only");
 
   std::unique_ptr<store::CacheStore> cacheStore;
   auto retryDelay = std::chrono::milliseconds(500);
@@ -109,13 +167,17 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
       retryDelay = std::min(retryDelay * 2, std::chrono::milliseconds(10000));
     }
   }
+  std::unique_ptr<watcher::WatcherService> watcherService;
   if (cacheStore) {
     lookup.attach(*cacheStore);
     spdlog::info("cache store {} ready, scope {}", cacheStore->target(), options.cacheScope);
+    watcherService = startWatcher(options, scope, staleness, *cacheStore, metrics);
     waitForStopSignal(signals, std::nullopt);
   }
   spdlog::info("stopping on signal");
-  // Before the store goes away: no lookup may still be running on it.
+  // The watcher first (it releases the lease), then the webhook: no lookup or record may still
+  // be running when the store goes away.
+  watcherService.reset();
   server.stop();
   return 0;
 }

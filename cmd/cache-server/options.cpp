@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <stdexcept>
 
 namespace kcache::cache_server {
@@ -69,6 +70,28 @@ void addOptions(CLI::App& app, Options& options) {
   app.add_option("--max-body-bytes", options.maxBodyBytes,
                  "Largest admission request body accepted (larger: 413)")
       ->envname("KCACHE_MAX_BODY_BYTES")
+      ->capture_default_str();
+  app.add_option("--watch", options.watch,
+                 "Run the watcher (on the elected leader) that records completed steps; it starts "
+                 "only when a cluster configuration is found (--kubeconfig, $KUBECONFIG, or "
+                 "in-cluster)")
+      ->envname("KCACHE_WATCH")
+      ->capture_default_str();
+  app.add_option("--kubeconfig", options.kubeconfig,
+                 "Kubeconfig file for the watcher (default: $KUBECONFIG, else the in-cluster "
+                 "service account)")
+      ->envname("KCACHE_KUBECONFIG");
+  app.add_option("--gc-interval-seconds", options.gcIntervalSeconds,
+                 "How often the leader deletes entries older than MAXIMUM_CACHE_STALENESS "
+                 "(0: never)")
+      ->envname("KCACHE_GC_INTERVAL_SECONDS")
+      ->check(CLI::Range(int64_t{0}, int64_t{86400 * 30}))
+      ->capture_default_str();
+  app.add_option("--gc-max-entries", options.gcMaxEntries,
+                 "After each GC keep at most this many entries, evicting the least recently hit "
+                 "(0: no limit)")
+      ->envname("KCACHE_GC_MAX_ENTRIES")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
   app.add_option("--log-format", options.logFormat, "Log line format: text or json")
       ->envname("KCACHE_LOG_FORMAT")

@@ -31,6 +31,10 @@ struct Options {
   std::size_t lookupThreads = 8;
   std::size_t maxBodyBytes = 7 * 1024 * 1024;
   int64_t tlsReloadIntervalMs = 5000;
+  bool watch = true;
+  std::string kubeconfig;
+  int64_t gcIntervalSeconds = 3600;
+  int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
   std::string logFormat = "text";
   std::string logLevel = "info";
 };

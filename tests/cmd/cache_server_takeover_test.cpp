@@ -1,0 +1,233 @@
+// Two cache-server processes against the fake Kubernetes API server and a real PostgreSQL:
+// exactly one leads and records; SIGKILL the leader (no lease release) and the other takes over
+// within 20 s and records what completed meanwhile.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "store/cache_store.h"
+#include "tests/fakekube/fake_kube_server.h"
+#include "tests/support/postgres_server.h"
+
+extern char** environ;
+
+namespace kcache {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+bool waitFor(std::chrono::seconds limit, const std::function<bool()>& condition) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return condition();
+}
+
+std::string base64(const std::string& bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t chunk = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) chunk |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) chunk |= static_cast<uint8_t>(bytes[i + 2]);
+    out += kAlphabet[(chunk >> 18) & 63];
+    out += kAlphabet[(chunk >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(chunk >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[chunk & 63] : '=';
+  }
+  return out;
+}
+
+// A cache-server child process, killed on destruction if still running.
+class ServerProcess {
+ public:
+  ServerProcess(const std::vector<std::string>& arguments, const std::string& podName,
+                const fs::path& log) {
+    std::vector<std::string> environment;
+    for (char** variable = environ; *variable != nullptr; ++variable)
+      environment.emplace_back(*variable);
+    environment.push_back("POD_NAME=" + podName);
+    environment.push_back("POD_NAMESPACE=kcache");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string logPath = log.string();
+      FILE* out = std::freopen(logPath.c_str(), "w", stdout);
+      if (out != nullptr) ::dup2(::fileno(stdout), STDERR_FILENO);
+      std::vector<char*> argv{const_cast<char*>(KCACHE_CACHE_SERVER_BIN)};
+      for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+      argv.push_back(nullptr);
+      std::vector<char*> envp;
+      for (const auto& variable : environment) envp.push_back(const_cast<char*>(variable.c_str()));
+      envp.push_back(nullptr);
+      ::execve(KCACHE_CACHE_SERVER_BIN, argv.data(), envp.data());
+      ::_exit(127);
+    }
+  }
+  ~ServerProcess() { stop(SIGKILL); }
+  void stop(int signal) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class CacheServerTakeoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    directory_ = fs::temp_directory_path() / ("kcache-takeover-" + std::to_string(::getpid()));
+    fs::create_directories(directory_);
+    auto& postgres = test_support::PostgresServer::shared();
+    dsn_ = postgres.createFreshDatabase("takeover");
+    const std::string database = dsn_.substr(dsn_.rfind("dbname=") + 7);
+    const auto webhookCa = fakekube::makeSelfSignedServerCa("localhost");
+    std::ofstream(directory_ / "cert.pem") << webhookCa.certificate;
+    std::ofstream(directory_ / "key.pem") << webhookCa.privateKey;
+    std::ofstream(directory_ / "kubeconfig")
+        << "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
+        << "clusters:\n- name: fake\n  cluster:\n    server: " << fake_.url()
+        << "\n    certificate-authority-data: " << base64(fake_.serverCa().certificate) << "\n"
+        << "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
+        << "users:\n- name: fake\n  user:\n    token: unused\n";
+    arguments_ = {"--db-host",        "127.0.0.1",
+                  "--db-port",        std::to_string(postgres.port()),
+                  "--db-user",        "postgres",
+                  "--db-name",        database,
+                  "--tls-dir",        directory_.string(),
+                  "--listen-address", "127.0.0.1",
+                  "--kubeconfig",     (directory_ / "kubeconfig").string()};
+  }
+  void TearDown() override { fs::remove_all(directory_); }
+
+  std::unique_ptr<ServerProcess> startServer(const std::string& name) {
+    auto arguments = arguments_;
+    for (const auto& flag : {std::string("--listen-port"), std::to_string(freePort()),
+                             std::string("--http-port"), std::to_string(freePort())}) {
+      arguments.push_back(flag);
+    }
+    return std::make_unique<ServerProcess>(arguments, name, directory_ / (name + ".log"));
+  }
+
+  void createCompletedPod(const std::string& name) {
+    json pod = {
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata",
+         {{"name", name},
+          {"namespace", "team-a"},
+          {"labels",
+           {{"pipelines.kubeflow.org/cache_enabled", "true"},
+            {"pipelines.kubeflow.org/cache_id", ""},
+            {"workflows.argoproj.io/completed", "true"}}},
+          {"annotations",
+           {{"pipelines.kubeflow.org/execution_cache_key", std::string(63, 'a') + name.back()},
+            {"workflows.argoproj.io/outputs", R"({"parameters":[{"name":"p","value":"1"}]})"}}}}},
+        {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "python:3.11"}}})}}},
+        {"status", {{"phase", "Succeeded"}}}};
+    fake_.createPod(pod);
+  }
+
+  std::string cacheId(const std::string& name) {
+    const auto pod = fake_.pod("team-a", name);
+    if (!pod) return "";
+    return (*pod)["metadata"]["labels"].value("pipelines.kubeflow.org/cache_id", "");
+  }
+
+  std::string leaseHolder() {
+    const auto lease = fake_.lease("kcache", "kcache-watcher");
+    if (!lease) return "";
+    return (*lease)["spec"].value("holderIdentity", "");
+  }
+
+  std::string logOf(const std::string& name) {
+    std::ifstream in(directory_ / (name + ".log"));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  fakekube::FakeKubeServer fake_;
+  fs::path directory_;
+  std::string dsn_;
+  std::vector<std::string> arguments_;
+};
+
+TEST_F(CacheServerTakeoverTest, OneLeadsAndTheOtherTakesOverWhenItIsKilled) {
+  auto replicaA = startServer("replica-a");
+  auto replicaB = startServer("replica-b");
+  ASSERT_TRUE(waitFor(std::chrono::seconds(60), [&] { return !leaseHolder().empty(); }))
+      << logOf("replica-a") << logOf("replica-b");
+  const std::string leader = leaseHolder();
+  ASSERT_TRUE(leader == "replica-a" || leader == "replica-b") << leader;
+
+  createCompletedPod("step-1");
+  ASSERT_TRUE(waitFor(std::chrono::seconds(60), [&] { return !cacheId("step-1").empty(); }))
+      << logOf("replica-a") << logOf("replica-b");
+  // Exactly one replica recorded it: one entry, one label patch.
+  size_t patchesForStep1 = 0;
+  for (const auto& patch : fake_.patches())
+    patchesForStep1 += patch.name == "step-1" && patch.status == 200;
+  EXPECT_EQ(patchesForStep1, 1u);
+  EXPECT_EQ(leaseHolder(), leader);
+
+  // Kill the leader outright: it cannot release the lease, so the other must wait it out.
+  auto& leaderProcess = leader == "replica-a" ? replicaA : replicaB;
+  const std::string standby = leader == "replica-a" ? "replica-b" : "replica-a";
+  leaderProcess->stop(SIGKILL);
+  const auto killedAt = Clock::now();
+  createCompletedPod("step-2");  // completes while nobody leads
+
+  ASSERT_TRUE(waitFor(std::chrono::seconds(20), [&] { return leaseHolder() == standby; }))
+      << "no takeover within 20 s; holder " << leaseHolder() << "\n"
+      << logOf(standby);
+  const auto takeover =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killedAt);
+  std::cout << "takeover after " << takeover.count() << " ms\n";
+  ASSERT_TRUE(waitFor(std::chrono::seconds(30), [&] { return !cacheId("step-2").empty(); }))
+      << logOf(standby);
+
+  store::StoreOptions options;
+  options.dsn = dsn_;
+  store::CacheStore store(options);
+  EXPECT_EQ(store.countEntries({}), 2);
+  const auto entries = store.listEntries({}, 0, 10);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(std::to_string(entries[0].id), cacheId("step-1"));
+  EXPECT_EQ(std::to_string(entries[1].id), cacheId("step-2"));
+  EXPECT_EQ(entries[1].podName, "step-2");
+  EXPECT_EQ(entries[1].namespaceName, "team-a");
+}
+
+}  // namespace
+}  // namespace kcache
