@@ -8,7 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flavour="${1:-release}"
 shift || true
 
-export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
+# Outside the work tree, so fresh clones on the same machine (CI) reuse it.
+export CCACHE_DIR="${CCACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kcache-ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-3G}"
 jobs="${KCACHE_JOBS:-$(nproc)}"
 

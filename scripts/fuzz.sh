@@ -5,7 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${FUZZ_SECONDS:-60}"
 build="$root/build-fuzz"
-export CCACHE_DIR="${CCACHE_DIR:-$root/.cache/ccache}"
+# Outside the work tree, so fresh clones on the same machine (CI) reuse it.
+export CCACHE_DIR="${CCACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kcache-ccache}"
 
 CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DKCACHE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DKCACHE_WERROR=ON >/dev/null
