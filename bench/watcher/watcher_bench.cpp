@@ -1,0 +1,155 @@
+// How fast the watcher turns completed pods into cache entries and cache_id labels: N completed
+// pods created at once on the fake API server (real HTTP/TLS wire protocol), recorded into a real
+// PostgreSQL by the WatcherService. Prints events/s and completion-to-label latency p50/p99, and
+// in the same run the baseline: the same client sending N bare merge patches one after another
+// (the cheapest possible labelling, without watching or recording).
+//   KCACHE_BENCH_PODS (default 1000)
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/metrics.h"
+#include "store/cache_store.h"
+#include "tests/support/postgres_server.h"
+#include "tests/watcher/watcher_test_support.h"
+#include "watcher/kube_client.h"
+#include "watcher/watcher_service.h"
+
+namespace {
+
+using namespace kcache;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// Timestamps each successful cache_id patch.
+class PatchClock : public watcher::testing::DelegatingKubeApi {
+ public:
+  using DelegatingKubeApi::DelegatingKubeApi;
+  json mergePatchPod(const std::string& ns, const std::string& name, const json& patch) override {
+    json result = real_.mergePatchPod(ns, name, patch);
+    std::lock_guard lock(mutex_);
+    labelledAt_.emplace(name, Clock::now());
+    return result;
+  }
+  size_t labelled() const {
+    std::lock_guard lock(mutex_);
+    return labelledAt_.size();
+  }
+  std::map<std::string, Clock::time_point> times() const {
+    std::lock_guard lock(mutex_);
+    return labelledAt_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, Clock::time_point> labelledAt_;
+};
+
+json completedPod(int n) {
+  return {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata",
+       {{"name", watcher::testing::numbered("step-", n)},
+        {"namespace", "team-a"},
+        {"labels",
+         {{"pipelines.kubeflow.org/cache_id", ""}, {"workflows.argoproj.io/completed", "true"}}},
+        {"annotations",
+         {{"pipelines.kubeflow.org/execution_cache_key", watcher::testing::keyFor(n)},
+          {"workflows.argoproj.io/outputs", R"({"parameters":[{"name":"p","value":"1"}]})"}}}}},
+      {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "python:3.11"}}})}}},
+      {"status", {{"phase", "Succeeded"}}}};
+}
+
+double percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  return values[static_cast<size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+}  // namespace
+
+int main() {
+  const int pods =
+      std::getenv("KCACHE_BENCH_PODS") ? std::atoi(std::getenv("KCACHE_BENCH_PODS")) : 1000;
+  auto& postgres = test_support::PostgresServer::shared();
+  store::StoreOptions storeOptions;
+  storeOptions.dsn = postgres.createFreshDatabase("watcherbench");
+  store::CacheStore store(storeOptions);
+
+  fakekube::FakeKubeServer fake;
+  auto client = watcher::makeKubeClient(watcher::testing::configFor(fake));
+  auto clock = std::make_shared<PatchClock>(*client);
+
+  core::MetricsRegistry metrics;
+  watcher::WatcherConfig config;
+  config.leaderElection = false;
+  config.gcInterval = std::chrono::milliseconds(0);
+  watcher::WatcherService service(clock, config, store, {}, metrics);
+  service.start();
+  watcher::testing::waitFor([&] { return service.completedLists() > 0; });
+
+  std::map<std::string, Clock::time_point> createdAt;
+  const auto start = Clock::now();
+  for (int n = 0; n < pods; ++n) {
+    const auto pod = completedPod(n);
+    createdAt.emplace(pod["metadata"]["name"], Clock::now());
+    fake.createPod(pod);
+  }
+  const bool all = watcher::testing::waitFor(
+      [&] { return clock->labelled() >= static_cast<size_t>(pods); }, std::chrono::minutes(5));
+  const auto end = Clock::now();
+
+  // Paced: 100 completions per second, the latency a single step sees in normal operation.
+  const int paced = 200;
+  for (int n = pods; n < pods + paced; ++n) {
+    const auto pod = completedPod(n);
+    createdAt.emplace(pod["metadata"]["name"], Clock::now());
+    fake.createPod(pod);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const bool allPaced = watcher::testing::waitFor(
+      [&] { return clock->labelled() >= static_cast<size_t>(pods + paced); },
+      std::chrono::minutes(1));
+  service.stop();
+  if (!all) {
+    std::cerr << "only " << clock->labelled() << " of " << pods
+              << " pods were labelled within 5 minutes\n";
+    return 1;
+  }
+  if (!allPaced) {
+    std::cerr << "paced pods were not all labelled within a minute\n";
+    return 1;
+  }
+  std::vector<double> latencies, pacedLatencies;
+  for (const auto& [name, at] : clock->times()) {
+    const double ms = std::chrono::duration<double, std::milli>(at - createdAt.at(name)).count();
+    (std::stoi(name.substr(5)) < pods ? latencies : pacedLatencies).push_back(ms);
+  }
+  const double seconds = std::chrono::duration<double>(end - start).count();
+
+  // Baseline: the same client, bare merge patches one after another.
+  const auto baselineStart = Clock::now();
+  for (int n = 0; n < pods; ++n) {
+    client->mergePatchPod("team-a", watcher::testing::numbered("step-", n),
+                          {{"metadata", {{"labels", {{"kcache-bench", std::to_string(n)}}}}}});
+  }
+  const double baselineSeconds =
+      std::chrono::duration<double>(Clock::now() - baselineStart).count();
+
+  std::cout << pods << " completed pods, fake API server over TLS, real PostgreSQL 15\n"
+            << "watcher: " << static_cast<int>(pods / seconds)
+            << " pods recorded and labelled per second (" << seconds
+            << " s in all); completion-to-label p50 " << percentile(latencies, 0.5) << " ms, p99 "
+            << percentile(latencies, 0.99) << " ms\n"
+            << "at 100 completions/s: completion-to-label p50 " << percentile(pacedLatencies, 0.5)
+            << " ms, p99 " << percentile(pacedLatencies, 0.99) << " ms\n"
+            << "baseline, bare merge patches from one client: "
+            << static_cast<int>(pods / baselineSeconds) << " patches/s\n"
+            << "ratio: " << (pods / seconds) / (pods / baselineSeconds) << " of the baseline\n"
+            << "entries in the store: " << store.countEntries({}) << "\n";
+  return 0;
+}
