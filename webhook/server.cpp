@@ -143,15 +143,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     // Idle until the next request starts; only then does the header deadline run.
     lowest().expires_after(shared_.options.idleTimeout);
-    stream_.async_read_some(buffer_.prepare(kFirstReadBytes), [self = this->shared_from_this()](
-                                                       beast::error_code error, std::size_t bytes) {
-      if (error) {
-        self->close();
-        return;
-      }
-      self->buffer_.commit(bytes);
-      self->readHeader();
-    });
+    stream_.async_read_some(
+        buffer_.prepare(kFirstReadBytes),
+        [self = this->shared_from_this()](beast::error_code error, std::size_t bytes) {
+          if (error) {
+            self->close();
+            return;
+          }
+          self->buffer_.commit(bytes);
+          self->readHeader();
+        });
   }
 
   void readHeader() {
