@@ -75,19 +75,24 @@ admit() {
     --data-binary @"$1" "https://127.0.0.1:$webhook_port/mutate"
 }
 
+# Prints the answer's patch and checks it is the expected outcome (the demo doubles as the
+# end-to-end test in scripts/test.sh, so a wrong answer fails it).
 show_answer() {
-  python3 - "$1" <<'PY'
+  python3 - "$1" "$2" <<'PY'
 import base64, json, sys
-answer = json.load(open(sys.argv[1]))["response"]
+answer, expected = json.load(open(sys.argv[1]))["response"], sys.argv[2]
 print(f"   allowed: {answer['allowed']}")
-if "patch" not in answer:
-    print("   no patch: the pod runs unchanged")
-    sys.exit()
-for op in json.loads(base64.b64decode(answer["patch"])):
+ops = json.loads(base64.b64decode(answer["patch"])) if "patch" in answer else []
+for op in ops:
     value = json.dumps(op.get("value"), separators=(",", ":")) if "value" in op else ""
     if len(value) > 150:
         value = value[:147] + "..."
     print(f"   {op['op']:8} {op['path']} {value}")
+paths = {op["path"]: op for op in ops}
+is_hit = "/spec/containers" in paths and "/metadata/labels/pipelines.kubeflow.org~1reused_from_cache" in paths
+is_miss = not is_hit and paths.get("/metadata/labels/pipelines.kubeflow.org~1cache_id", {}).get("value") == ""
+if not answer["allowed"] or (expected == "hit" and not is_hit) or (expected == "miss" and not is_miss):
+    sys.exit(f"demo: expected a {expected}, got the answer above")
 PY
 }
 
@@ -95,7 +100,7 @@ say "1. Admitting the step's pod for the first time: a MISS"
 echo "   The webhook computes the execution key from ARGO_TEMPLATE and only tags the pod, so the"
 echo "   watcher records it once it has run:"
 admit "$review" >"$work/answer1.json"
-show_answer "$work/answer1.json"
+show_answer "$work/answer1.json" miss
 
 say "2. The step runs and succeeds; its outputs are recorded (what the watcher does in a cluster)"
 python3 - "$review" "$work/answer1.json" "$work/completed-pod.json" <<'PY'
@@ -126,14 +131,16 @@ say "3. The same step in a new run: a HIT"
 echo "   The pod becomes one busybox echo container, and Argo gets the recorded outputs:"
 sed 's/705ab4f5-6393-11e8-b7cc-42010a800002/705ab4f5-6393-11e8-b7cc-42010a800003/' "$review" >"$work/review2.json"
 admit "$work/review2.json" >"$work/answer2.json"
-show_answer "$work/answer2.json"
+show_answer "$work/answer2.json" hit
 
 say "4. cachectl explain: why a step is (or is not) served from the cache"
-"$cachectl_bin" "${database[@]}" explain --pod "$review" | sed 's/^/   /'
+"$cachectl_bin" "${database[@]}" explain --pod "$review" | tee "$work/explain.txt" | sed 's/^/   /'
+grep -q "result: HIT" "$work/explain.txt" || { echo "demo: explain did not report the hit"; exit 1; }
 
 sleep 1.2  # hit counters are written off the admission path, in batches (every second)
 say "5. cachectl stats"
-"$cachectl_bin" "${database[@]}" stats | sed 's/^/   /'
+"$cachectl_bin" "${database[@]}" stats | tee "$work/stats.txt" | sed 's/^/   /'
+grep -qE "^hits +1$" "$work/stats.txt" || { echo "demo: stats did not count the hit"; exit 1; }
 
 say "6. Metrics (http://127.0.0.1:$http_port/metrics)"
 curl -fs "http://127.0.0.1:$http_port/metrics" | grep -E '^kcache_(admission_requests_total|compute_seconds_saved)' | sed 's/^/   /' || true

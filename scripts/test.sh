@@ -23,6 +23,9 @@ bash scripts/build.sh release
 step "tests"
 ctest --test-dir build --output-on-failure --no-tests=error -j "$(nproc)"
 
+step "the demo, end to end (scripts/demo.sh checks its own miss, record, hit, explain, stats)"
+bash scripts/demo.sh
+
 step "sanitizer build (ASan+UBSan)"
 bash scripts/build.sh asan
 

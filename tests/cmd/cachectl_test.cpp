@@ -2,14 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cmd/cachectl/app.h"
+#include "store/cache_store.h"
 #include "tests/support/postgres_server.h"
 
 namespace kcache::cachectl {
@@ -175,6 +178,74 @@ TEST_F(CachectlTest, ExplainNamesTheRuleThatPreventsReuse) {
            std::string(KCACHE_TEST_DATA_DIR) + "/admission/skip-cache-not-enabled-v1.json"});
   EXPECT_EQ(skipped.exitCode, 0) << skipped.err;
   EXPECT_NE(skipped.out.find("considered: no, skipped"), std::string::npos) << skipped.out;
+}
+
+TEST_F(CachectlTest, ExplainNamesEverySkipRule) {
+  const std::map<std::string, std::string> fixtures = {
+      {"skip-cache-not-enabled-v1.json", "cache_not_enabled"},
+      {"skip-kfp-v2-v1.json", "kfp_v2"},
+      {"skip-kube-system-v1beta1.json", "system_namespace"},
+      {"skip-no-template-v1.json", "no_argo_template"},
+      {"skip-staleness-zero-v1.json", "staleness_disabled"},
+      {"skip-tfx-entrypoint-v1.json", "tfx"},
+      {"skip-tfx-label-v1.json", "tfx"}};
+  for (const auto& [fixture, reason] : fixtures) {
+    const auto result =
+        run({"explain", "--pod", std::string(KCACHE_TEST_DATA_DIR) + "/admission/" + fixture});
+    EXPECT_EQ(result.exitCode, 0) << fixture << ": " << result.err;
+    EXPECT_NE(result.out.find("considered: no, skipped (" + reason + ")"), std::string::npos)
+        << fixture << ":\n"
+        << result.out;
+  }
+  // A template offloaded to a ConfigMap has no key: let through, and said so.
+  const auto offloaded =
+      run({"explain", "--pod",
+           std::string(KCACHE_TEST_DATA_DIR) + "/admission/skip-configmap-v1.json"});
+  EXPECT_NE(offloaded.out.find("considered: no"), std::string::npos) << offloaded.out;
+}
+
+TEST_F(CachectlTest, ExplainNamesEveryMissReason) {
+  const std::string key = fixtureKey();
+  json review =
+      json::parse(std::ifstream(std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json"));
+  review["request"]["object"]["metadata"]["annotations"]
+        ["pipelines.kubeflow.org/max_cache_staleness"] = "P1D";
+  const std::string oneDayPod = writeFile("one-day.json", review.dump());
+
+  auto& server = test_support::PostgresServer::shared();
+  store::StoreOptions options;
+  options.dsn = server.connectionString(database_);
+  store::CacheStore store(options);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  store::NewEntry old;
+  old.key = key;
+  old.namespaceName = "team-a";
+  old.executionOutput = R"({"workflows.argoproj.io/outputs":"{}"})";
+  old.recordedAtInSec = now - 3 * 86400;
+  store.record(store::CacheScope::kNamespace, old);
+
+  const auto staleForPod = run({"explain", "--pod", oneDayPod});
+  EXPECT_NE(staleForPod.out.find("stale for this pod: 3d"), std::string::npos) << staleForPod.out;
+  EXPECT_NE(staleForPod.out.find("(from annotation)"), std::string::npos) << staleForPod.out;
+
+  old.maxCacheStaleness = 86400;
+  old.recordedAtInSec = now - 2 * 86400;
+  store.record(store::CacheScope::kNamespace, old);  // newer: replaces the entry
+  const std::string review35 = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
+  const auto staleByOwn = run({"explain", "--pod", review35});
+  EXPECT_NE(staleByOwn.out.find("stale by the staleness it was recorded with"), std::string::npos)
+      << staleByOwn.out;
+
+  store::NewEntry legacy = old;
+  legacy.namespaceName = "";
+  legacy.maxCacheStaleness = -1;
+  legacy.recordedAtInSec = now;
+  store.record(store::CacheScope::kCluster, legacy);
+  const auto withLegacy = run({"explain", "--pod", review35});
+  EXPECT_NE(withLegacy.out.find("a legacy entry without a namespace"), std::string::npos)
+      << withLegacy.out;
+  EXPECT_NE(run({"explain", "--pod", review35, "--cache-scope", "cluster"}).out.find("result: HIT"),
+            std::string::npos);
 }
 
 TEST_F(CachectlTest, PurgeAsksDryRunsAndDeletes) {
