@@ -208,6 +208,18 @@ TEST(ReviewDecodingTest, NestingLimitIsOnBrackets) {
       << overLimit.error().message;
 }
 
+// simdjson refuses integers beyond 64 bits (a JSON library may read them as doubles). The API
+// server serializes typed pods, which cannot hold one; such a body is refused with a reason.
+TEST(ReviewDecodingTest, IntegersBeyondSixtyFourBitsAreRefusedWithAReason) {
+  const std::string body =
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u",)"
+      R"("object":{"spec":{"priority":123456789012345678901234567890}}}})";
+  const auto decoded = decodeAdmissionReview(body);
+  ASSERT_FALSE(decoded);
+  EXPECT_NE(decoded.error().message.find("could not decode the AdmissionReview"), std::string::npos)
+      << decoded.error().message;
+}
+
 TEST(ReviewDecodingTest, LargeBodiesDecodeWithAParserOfTheirOwn) {
   json review = testing::fixtureJson("argo-3.5-v1.json");
   // Over the size of the reused parser: the same decisions, and a small review afterwards still
