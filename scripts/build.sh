@@ -10,6 +10,7 @@ shift || true
 
 # Outside the work tree, so fresh clones on the same machine (CI) reuse it.
 export CCACHE_DIR="${CCACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kcache-ccache}"
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"  # paths relative to the clone: clones share hits
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-3G}"
 jobs="${KCACHE_JOBS:-$(nproc)}"
 

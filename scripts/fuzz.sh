@@ -7,6 +7,7 @@ seconds="${FUZZ_SECONDS:-60}"
 build="$root/build-fuzz"
 # Outside the work tree, so fresh clones on the same machine (CI) reuse it.
 export CCACHE_DIR="${CCACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kcache-ccache}"
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"  # paths relative to the clone: clones share hits
 
 CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DKCACHE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DKCACHE_WERROR=ON >/dev/null
