@@ -38,7 +38,7 @@ step "fuzzing"
 bash scripts/fuzz.sh
 
 step "Helm chart, manifests, and the real cache-server started with their arguments"
-KCACHE_SERVER_BIN=build/cmd/cache-server/cache-server KCACHE_CACHECTL_BIN=build/cmd/cachectl/cachectl \
+KCACHE_SERVER_BIN="$root/build/cmd/cache-server/cache-server" KCACHE_CACHECTL_BIN="$root/build/cmd/cachectl/cachectl" \
   KCACHE_REQUIRE_SERVER_BIN=1 bash scripts/helm-check.sh
 
 step "all checks passed in $(($(date +%s) - started)) s"
