@@ -41,12 +41,6 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-uint16_t freePort() {
-  net::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  return acceptor.local_endpoint().port();
-}
-
 std::string valueAfter(const std::string& text, const std::string& key) {
   const auto start = text.find(key) + key.size();
   return text.substr(start, text.find(' ', start) - start);
@@ -205,7 +199,7 @@ class NginxResponder {
   NginxResponder(const std::filesystem::path& binary, const std::filesystem::path& dir,
                  const std::filesystem::path& cert, const std::filesystem::path& key,
                  const std::string& body)
-      : port_(freePort()) {
+      : port_(static_cast<uint16_t>(test_support::findFreePort())) {
     std::filesystem::create_directories(dir / "temp");
     const auto config = dir / "nginx.conf";
     {
@@ -294,8 +288,8 @@ class Environment {
     cert_ = certs_.path() / "cert.pem";
     key_ = certs_.path() / "key.pem";
     webhook::testing::writeSelfSignedCertificate(cert_, key_, "kcache-bench");
-    tlsPort_ = freePort();
-    httpPort_ = freePort();
+    tlsPort_ = static_cast<uint16_t>(test_support::findFreePort());
+    httpPort_ = static_cast<uint16_t>(test_support::findFreePort());
     startServer(postgres.port(), valueAfter(dsn + " ", "dbname="));
     postgresPid_ = postmasterFor(postgres.port());
 

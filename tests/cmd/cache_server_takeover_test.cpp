@@ -2,9 +2,7 @@
 // exactly one leads and records; SIGKILL the leader (no lease release) and the other takes over
 // within 20 s and records what completed meanwhile.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +17,8 @@
 #include "store/cache_store.h"
 #include "tests/fakekube/fake_kube_server.h"
 #include "tests/support/postgres_server.h"
+#include "tests/watcher/watcher_test_support.h"
+#include "webhook/admission_review.h"
 
 extern char** environ;
 
@@ -28,43 +28,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
-bool waitFor(std::chrono::seconds limit, const std::function<bool()>& condition) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return condition();
-}
-
-std::string base64(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t chunk = static_cast<uint8_t>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) chunk |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    if (i + 2 < bytes.size()) chunk |= static_cast<uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += i + 1 < bytes.size() ? kAlphabet[(chunk >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? kAlphabet[chunk & 63] : '=';
-  }
-  return out;
-}
 
 // A cache-server child process, killed on destruction if still running.
 class ServerProcess {
@@ -119,7 +82,8 @@ class CacheServerTakeoverTest : public ::testing::Test {
     std::ofstream(directory_ / "kubeconfig")
         << "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
         << "clusters:\n- name: fake\n  cluster:\n    server: " << fake_.url()
-        << "\n    certificate-authority-data: " << base64(fake_.serverCa().certificate) << "\n"
+        << "\n    certificate-authority-data: "
+        << webhook::base64Encode(fake_.serverCa().certificate) << "\n"
         << "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
         << "users:\n- name: fake\n  user:\n    token: unused\n";
     arguments_ = {"--db-host",        "127.0.0.1",
@@ -134,8 +98,9 @@ class CacheServerTakeoverTest : public ::testing::Test {
 
   std::unique_ptr<ServerProcess> startServer(const std::string& name) {
     auto arguments = arguments_;
-    for (const auto& flag : {std::string("--listen-port"), std::to_string(freePort()),
-                             std::string("--http-port"), std::to_string(freePort())}) {
+    for (const auto& flag :
+         {std::string("--listen-port"), std::to_string(test_support::findFreePort()),
+          std::string("--http-port"), std::to_string(test_support::findFreePort())}) {
       arguments.push_back(flag);
     }
     return std::make_unique<ServerProcess>(arguments, name, directory_ / (name + ".log"));
@@ -186,13 +151,15 @@ class CacheServerTakeoverTest : public ::testing::Test {
 TEST_F(CacheServerTakeoverTest, OneLeadsAndTheOtherTakesOverWhenItIsKilled) {
   auto replicaA = startServer("replica-a");
   auto replicaB = startServer("replica-b");
-  ASSERT_TRUE(waitFor(std::chrono::seconds(60), [&] { return !leaseHolder().empty(); }))
+  ASSERT_TRUE(
+      watcher::testing::waitFor([&] { return !leaseHolder().empty(); }, std::chrono::seconds(60)))
       << logOf("replica-a") << logOf("replica-b");
   const std::string leader = leaseHolder();
   ASSERT_TRUE(leader == "replica-a" || leader == "replica-b") << leader;
 
   createCompletedPod("step-1");
-  ASSERT_TRUE(waitFor(std::chrono::seconds(60), [&] { return !cacheId("step-1").empty(); }))
+  ASSERT_TRUE(watcher::testing::waitFor([&] { return !cacheId("step-1").empty(); },
+                                        std::chrono::seconds(60)))
       << logOf("replica-a") << logOf("replica-b");
   // Exactly one replica recorded it: one entry, one label patch.
   size_t patchesForStep1 = 0;
@@ -208,13 +175,15 @@ TEST_F(CacheServerTakeoverTest, OneLeadsAndTheOtherTakesOverWhenItIsKilled) {
   const auto killedAt = Clock::now();
   createCompletedPod("step-2");  // completes while nobody leads
 
-  ASSERT_TRUE(waitFor(std::chrono::seconds(20), [&] { return leaseHolder() == standby; }))
+  ASSERT_TRUE(
+      watcher::testing::waitFor([&] { return leaseHolder() == standby; }, std::chrono::seconds(20)))
       << "no takeover within 20 s; holder " << leaseHolder() << "\n"
       << logOf(standby);
   const auto takeover =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killedAt);
   std::cout << "takeover after " << takeover.count() << " ms\n";
-  ASSERT_TRUE(waitFor(std::chrono::seconds(30), [&] { return !cacheId("step-2").empty(); }))
+  ASSERT_TRUE(watcher::testing::waitFor([&] { return !cacheId("step-2").empty(); },
+                                        std::chrono::seconds(30)))
       << logOf(standby);
 
   store::StoreOptions options;

@@ -86,24 +86,6 @@ CommandResult runTool(const std::filesystem::path& workDir, const std::string& t
   return result;
 }
 
-int findFreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed: " + std::string(std::strerror(errno)));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    const std::string reason = std::strerror(errno);
-    ::close(fd);
-    throw std::runtime_error("cannot find a free port on 127.0.0.1: " + reason);
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 void handOverToPostgresUser(const std::filesystem::path& path) {
   if (!runningAsRoot()) return;
   const passwd* user = ::getpwnam("postgres");
@@ -163,6 +145,24 @@ void reapAbandonedServers(const std::filesystem::path& base) {
 }
 
 }  // namespace
+
+int findFreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed: " + std::string(std::strerror(errno)));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const std::string reason = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error("cannot find a free port on 127.0.0.1: " + reason);
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
 
 PostgresServer::PostgresServer(PostgresServerOptions options) {
   reapAbandonedServers(baseDirectory());

@@ -11,6 +11,9 @@
 
 namespace kcache::test_support {
 
+// A TCP port on 127.0.0.1 that nothing listens on right now (for servers a test starts).
+int findFreePort();
+
 struct PostgresServerOptions {
   bool tls = false;  // also accept TLS, with a throwaway self-signed certificate
 };
