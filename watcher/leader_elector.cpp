@@ -11,8 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kube/cluster_config.h"
 #include "watcher/backoff.h"
-#include "watcher/cluster_config.h"
 
 namespace kcache::watcher {
 namespace {
@@ -46,7 +46,7 @@ std::string microTime(std::chrono::system_clock::time_point time) {
 
 std::string defaultLeaseNamespace() {
   if (const char* fromEnv = std::getenv("POD_NAMESPACE"); fromEnv && *fromEnv) return fromEnv;
-  std::ifstream file(std::string(kServiceAccountDir) + "/namespace");
+  std::ifstream file(std::string(kube::kServiceAccountDir) + "/namespace");
   std::string name;
   if (file && std::getline(file, name) && !name.empty()) return name;
   return "default";
@@ -59,7 +59,8 @@ std::string defaultIdentity() {
   return "kcache-" + std::to_string(getpid());
 }
 
-LeaderElector::LeaderElector(KubeApi& api, LeaderElectionConfig config, WatcherMetrics& metrics)
+LeaderElector::LeaderElector(kube::KubeApi& api, LeaderElectionConfig config,
+                             WatcherMetrics& metrics)
     : api_(api), config_(std::move(config)), metrics_(metrics) {
   if (config_.identity.empty()) config_.identity = defaultIdentity();
   if (config_.leaseNamespace.empty()) config_.leaseNamespace = defaultLeaseNamespace();
@@ -88,13 +89,13 @@ LeaderElector::Attempt LeaderElector::tryAcquireOrRenew() {
   const std::string& ns = config_.leaseNamespace;
   const std::string& name = config_.leaseName;
   try {
-    std::optional<nlohmann::json> lease = api_.getLease(ns, name);
+    std::optional<nlohmann::json> lease = api_.get(kube::resources::kLeases, ns, name);
     if (!lease) {
       nlohmann::json created = {{"apiVersion", "coordination.k8s.io/v1"},
                                 {"kind", "Lease"},
                                 {"metadata", {{"name", name}, {"namespace", ns}}},
                                 {"spec", leaseSpec(nullptr)}};
-      lastLease_ = api_.createLease(ns, created);
+      lastLease_ = api_.create(kube::resources::kLeases, ns, created);
       observedAt_ = std::chrono::steady_clock::now();
       return Attempt::kAcquired;
     }
@@ -119,9 +120,9 @@ LeaderElector::Attempt LeaderElector::tryAcquireOrRenew() {
     }
     nlohmann::json updated = *lease;
     updated["spec"] = leaseSpec(&spec);
-    lastLease_ = api_.updateLease(ns, name, updated);
+    lastLease_ = api_.update(kube::resources::kLeases, ns, name, updated);
     return Attempt::kAcquired;
-  } catch (const KubeApiError& e) {
+  } catch (const kube::KubeApiError& e) {
     if (e.status() == 409) {
       spdlog::debug("leader election: lease {}/{} changed under us: {}", ns, name, e.what());
       return Attempt::kHeldByOther;
@@ -142,7 +143,7 @@ void LeaderElector::release() {
     released["spec"]["holderIdentity"] = "";
     released["spec"]["leaseDurationSeconds"] = 1;
     released["spec"]["renewTime"] = now;
-    api_.updateLease(config_.leaseNamespace, config_.leaseName, released);
+    api_.update(kube::resources::kLeases, config_.leaseNamespace, config_.leaseName, released);
     spdlog::info("leader election: {} released lease {}/{}", config_.identity,
                  config_.leaseNamespace, config_.leaseName);
   } catch (const std::exception& e) {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "watcher/kube_api.h"
+#include "kube/kube_api.h"
 #include "watcher/watcher_metrics.h"
 
 namespace kcache::watcher {
@@ -36,7 +36,7 @@ std::string defaultIdentity();
 class LeaderElector {
  public:
   using LeadFunction = std::function<void(std::stop_token)>;
-  LeaderElector(KubeApi& api, LeaderElectionConfig config, WatcherMetrics& metrics);
+  LeaderElector(kube::KubeApi& api, LeaderElectionConfig config, WatcherMetrics& metrics);
 
   // Campaigns until `stop` is requested. While this replica leads, `lead` runs on its own thread
   // with a token that is stopped the moment leadership is lost (or `stop` is requested); `lead`
@@ -52,7 +52,7 @@ class LeaderElector {
   void release();
   nlohmann::json leaseSpec(const nlohmann::json* previous) const;
 
-  KubeApi& api_;
+  kube::KubeApi& api_;
   LeaderElectionConfig config_;
   WatcherMetrics& metrics_;
   std::atomic<bool> leading_{false};

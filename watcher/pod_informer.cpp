@@ -18,7 +18,7 @@ std::string podName(const nlohmann::json& pod) {
 
 }  // namespace
 
-PodInformer::PodInformer(KubeApi& api, InformerConfig config, PodEventHandler& handler,
+PodInformer::PodInformer(kube::KubeApi& api, InformerConfig config, PodEventHandler& handler,
                          WatcherMetrics& metrics)
     : api_(api), config_(std::move(config)), handler_(handler), metrics_(metrics) {
   if (config_.labelSelector.empty())
@@ -71,7 +71,7 @@ void PodInformer::run(std::stop_token stop) {
           spdlog::debug("watcher: watch stream ended, resuming from {}", resumeVersion());
           break;
       }
-    } catch (const KubeApiError& e) {
+    } catch (const kube::KubeApiError& e) {
       if (stop.stop_requested()) break;
       if (e.status() == 410) needList = true;
       spdlog::warn("watcher: {} in {} (resume version {})", e.what(), scope, resumeVersion());
@@ -88,7 +88,7 @@ void PodInformer::run(std::stop_token stop) {
 }
 
 void PodInformer::listAll(std::stop_token stop) {
-  ListOptions options;
+  kube::ListOptions options;
   options.labelSelector = config_.labelSelector;
   options.limit = config_.pageSize;
   options.stop = stop;
@@ -96,10 +96,10 @@ void PodInformer::listAll(std::stop_token stop) {
   size_t count = 0;
   std::set<std::string> listed;
   do {
-    PodListPage page;
+    kube::PodListPage page;
     try {
-      page = api_.listPods(config_.namespaceName, options);
-    } catch (const KubeApiError& e) {
+      page = api_.list(kube::resources::kPods, config_.namespaceName, options);
+    } catch (const kube::KubeApiError& e) {
       if (e.status() != 410 || options.continueToken.empty()) throw;
       // The snapshot behind the continue token was compacted away: like client-go's pager, fall
       // back to one unpaged list rather than starting a paged list that may expire again.
@@ -109,7 +109,7 @@ void PodInformer::listAll(std::stop_token stop) {
       listVersion.clear();
       listed.clear();
       count = 0;
-      page = api_.listPods(config_.namespaceName, options);
+      page = api_.list(kube::resources::kPods, config_.namespaceName, options);
     }
     // A paged list is one snapshot: the first page's version is the one to watch from.
     if (listVersion.empty()) listVersion = page.resourceVersion;
@@ -134,15 +134,15 @@ void PodInformer::listAll(std::stop_token stop) {
 }
 
 PodInformer::WatchEnd PodInformer::watchOnce(std::stop_token stop, bool& receivedEvents) {
-  WatchOptions options;
+  kube::WatchOptions options;
   options.labelSelector = config_.labelSelector;
   options.resourceVersion = resumeVersion();
   options.allowWatchBookmarks = true;
   options.timeoutSeconds = config_.watchTimeoutSeconds;
   bool expired = false;
 
-  api_.watchPods(
-      config_.namespaceName, options,
+  api_.watch(
+      kube::resources::kPods, config_.namespaceName, options,
       [&](std::string_view line) {
         auto parsed = parseWatchEvent(line);
         if (!parsed) {

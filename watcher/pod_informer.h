@@ -12,8 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kube/kube_api.h"
 #include "watcher/backoff.h"
-#include "watcher/kube_api.h"
 #include "watcher/watcher_metrics.h"
 
 namespace kcache::watcher {
@@ -38,7 +38,7 @@ struct InformerConfig {
 
 class PodInformer {
  public:
-  PodInformer(KubeApi& api, InformerConfig config, PodEventHandler& handler,
+  PodInformer(kube::KubeApi& api, InformerConfig config, PodEventHandler& handler,
               WatcherMetrics& metrics);
 
   // Runs until `stop` is requested; returns promptly then (an open watch is cancelled).
@@ -55,7 +55,7 @@ class PodInformer {
   WatchEnd watchOnce(std::stop_token stop, bool& receivedEvents);
   void setResumeVersion(const std::string& version);
 
-  KubeApi& api_;
+  kube::KubeApi& api_;
   InformerConfig config_;
   PodEventHandler& handler_;
   WatcherMetrics& metrics_;

@@ -15,7 +15,7 @@ int64_t unixNow() {
 
 }  // namespace
 
-PodRecorder::PodRecorder(store::CacheRecorder& store, KubeApi& api, RecorderConfig config,
+PodRecorder::PodRecorder(store::CacheRecorder& store, kube::KubeApi& api, RecorderConfig config,
                          WatcherMetrics& metrics, Clock clock)
     : store_(store),
       api_(api),
@@ -144,11 +144,12 @@ void PodRecorder::process(const std::string& id, Work work) {
     }
   }
   try {
-    api_.mergePatchPod(pod.namespaceName, pod.name, cacheIdPatch(pod, *work.entryId));
+    api_.mergePatch(kube::resources::kPods, pod.namespaceName, pod.name,
+                    cacheIdPatch(pod, *work.entryId));
     metrics_.patches.inc();
     metrics_.queuedToLabelled.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - work.queuedAt).count());
-  } catch (const KubeApiError& e) {
+  } catch (const kube::KubeApiError& e) {
     if (e.status() == 404 || e.status() == 409) {
       // The pod is gone or was replaced: the entry stays recorded, there is nothing to label.
       spdlog::info("watcher: pod {}/{} not labelled with entry {}: {}", pod.namespaceName, pod.name,

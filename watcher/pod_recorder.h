@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "core/staleness.h"
+#include "kube/kube_api.h"
 #include "store/cache_store.h"
 #include "watcher/backoff.h"
-#include "watcher/kube_api.h"
 #include "watcher/pod_informer.h"
 #include "watcher/recording_plan.h"
 #include "watcher/watcher_metrics.h"
@@ -34,7 +34,7 @@ struct RecorderConfig {
 class PodRecorder final : public PodEventHandler {
  public:
   using Clock = std::function<int64_t()>;  // Unix seconds
-  PodRecorder(store::CacheRecorder& store, KubeApi& api, RecorderConfig config,
+  PodRecorder(store::CacheRecorder& store, kube::KubeApi& api, RecorderConfig config,
               WatcherMetrics& metrics, Clock clock = {});
   ~PodRecorder() override;
   PodRecorder(const PodRecorder&) = delete;
@@ -71,7 +71,7 @@ class PodRecorder final : public PodEventHandler {
   void forget(const std::string& id);
 
   store::CacheRecorder& store_;
-  KubeApi& api_;
+  kube::KubeApi& api_;
   RecorderConfig config_;
   WatcherMetrics& metrics_;
   Clock clock_;

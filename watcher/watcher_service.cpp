@@ -4,7 +4,7 @@
 
 namespace kcache::watcher {
 
-WatcherService::WatcherService(std::shared_ptr<KubeApi> api, WatcherConfig config,
+WatcherService::WatcherService(std::shared_ptr<kube::KubeApi> api, WatcherConfig config,
                                store::CacheRecorder& store, std::function<void()> garbageCollect,
                                core::MetricsRegistry& metrics)
     : api_(std::move(api)),

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "core/metrics.h"
+#include "kube/kube_api.h"
 #include "store/cache_store.h"
-#include "watcher/kube_api.h"
 #include "watcher/leader_elector.h"
 #include "watcher/pod_informer.h"
 #include "watcher/pod_recorder.h"
@@ -27,8 +27,9 @@ struct WatcherConfig {
 
 class WatcherService {
  public:
-  WatcherService(std::shared_ptr<KubeApi> api, WatcherConfig config, store::CacheRecorder& store,
-                 std::function<void()> garbageCollect, core::MetricsRegistry& metrics);
+  WatcherService(std::shared_ptr<kube::KubeApi> api, WatcherConfig config,
+                 store::CacheRecorder& store, std::function<void()> garbageCollect,
+                 core::MetricsRegistry& metrics);
   ~WatcherService();
   WatcherService(const WatcherService&) = delete;
   WatcherService& operator=(const WatcherService&) = delete;
@@ -44,7 +45,7 @@ class WatcherService {
  private:
   void lead(std::stop_token stop);
 
-  std::shared_ptr<KubeApi> api_;
+  std::shared_ptr<kube::KubeApi> api_;
   WatcherConfig config_;
   store::CacheRecorder& store_;
   std::function<void()> garbageCollect_;

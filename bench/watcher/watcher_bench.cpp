@@ -13,10 +13,10 @@
 #include <thread>
 
 #include "core/metrics.h"
+#include "kube/kube_client.h"
 #include "store/cache_store.h"
 #include "tests/support/postgres_server.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
 #include "watcher/watcher_service.h"
 
 namespace {
@@ -29,8 +29,9 @@ using nlohmann::json;
 class PatchClock : public watcher::testing::DelegatingKubeApi {
  public:
   using DelegatingKubeApi::DelegatingKubeApi;
-  json mergePatchPod(const std::string& ns, const std::string& name, const json& patch) override {
-    json result = real_.mergePatchPod(ns, name, patch);
+  json mergePatch(const kube::ResourceType& type, const std::string& ns, const std::string& name,
+                  const json& patch) override {
+    json result = real_.mergePatch(type, ns, name, patch);
     std::lock_guard lock(mutex_);
     labelledAt_.emplace(name, Clock::now());
     return result;
@@ -81,7 +82,7 @@ int main() {
   store::CacheStore store(storeOptions);
 
   fakekube::FakeKubeServer fake;
-  auto client = watcher::makeKubeClient(watcher::testing::configFor(fake));
+  auto client = kube::makeKubeClient(watcher::testing::configFor(fake));
   auto clock = std::make_shared<PatchClock>(*client);
 
   core::MetricsRegistry metrics;
@@ -134,8 +135,8 @@ int main() {
   // Baseline: the same client, bare merge patches one after another.
   const auto baselineStart = Clock::now();
   for (int n = 0; n < pods; ++n) {
-    client->mergePatchPod("team-a", watcher::testing::numbered("step-", n),
-                          {{"metadata", {{"labels", {{"kcache-bench", std::to_string(n)}}}}}});
+    client->mergePatch(kube::resources::kPods, "team-a", watcher::testing::numbered("step-", n),
+                       {{"metadata", {{"labels", {{"kcache-bench", std::to_string(n)}}}}}});
   }
   const double baselineSeconds =
       std::chrono::duration<double>(Clock::now() - baselineStart).count();

@@ -14,10 +14,10 @@
 #include "cmd/cache-server/options.h"
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "kube/cluster_config.h"
+#include "kube/kube_client.h"
 #include "store/cache_store.h"
 #include "store/dsn.h"
-#include "watcher/cluster_config.h"
-#include "watcher/kube_client.h"
 #include "watcher/watcher_service.h"
 #include "webhook/admission_handler.h"
 #include "webhook/config.h"
@@ -91,9 +91,9 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
     spdlog::info("watcher off (--watch=false): this replica serves the webhook only");
     return nullptr;
   }
-  std::optional<watcher::ClusterConfig> cluster;
+  std::optional<kube::ClusterConfig> cluster;
   try {
-    cluster = watcher::discoverClusterConfig(options.kubeconfig);
+    cluster = kube::discoverClusterConfig(options.kubeconfig);
   } catch (const std::exception& error) {
     // A broken cluster configuration must not take the webhook down with it.
     spdlog::error("watcher not started: {}; this replica serves the webhook only", error.what());
@@ -111,7 +111,7 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   config.recorder.staleness = staleness;
   config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
   auto service = std::make_unique<watcher::WatcherService>(
-      watcher::makeKubeClient(*cluster), config, cacheStore,
+      kube::makeKubeClient(*cluster), config, cacheStore,
       garbageCollector(options, staleness, cacheStore), metrics);
   service->start();
   spdlog::info("watcher started against {} ({}), watching {}", cluster->server, cluster->source,

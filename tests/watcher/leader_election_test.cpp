@@ -2,8 +2,8 @@
 
 #include <thread>
 
+#include "kube/kube_client.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
 #include "watcher/leader_elector.h"
 #include "watcher/watcher_service.h"
 
@@ -59,8 +59,8 @@ class LeaderElectionTest : public ::testing::Test {
  protected:
   std::unique_ptr<WatcherService> makeService(const WatcherConfig& config,
                                               core::MetricsRegistry& registry) {
-    return std::make_unique<WatcherService>(makeKubeClient(configFor(server_)), config, store_,
-                                            std::function<void()>{}, registry);
+    return std::make_unique<WatcherService>(kube::makeKubeClient(configFor(server_)), config,
+                                            store_, std::function<void()>{}, registry);
   }
 
   FakeKubeServer server_;

@@ -3,8 +3,8 @@
 #include <future>
 #include <thread>
 
+#include "kube/kube_client.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
 #include "watcher/pod_informer.h"
 
 namespace kcache::watcher {
@@ -67,7 +67,7 @@ class InformerTest : public ::testing::Test {
   std::string lastWatchVersion() { return server_.watchRequests().back().resourceVersion; }
 
   FakeKubeServer server_;
-  std::unique_ptr<KubeApi> api_ = makeKubeClient(configFor(server_));
+  std::unique_ptr<kube::KubeApi> api_ = kube::makeKubeClient(configFor(server_));
   core::MetricsRegistry registry_;
   WatcherMetrics metrics_{registry_};
   CollectingHandler handler_;
@@ -182,16 +182,17 @@ TEST_F(InformerTest, BacksOffWhileTheServerFails) {
 // one unpaged list instead of failing.
 class ExpiringContinueApi : public testing::DelegatingKubeApi {
  public:
-  ExpiringContinueApi(KubeApi& real, FakeKubeServer& server)
+  ExpiringContinueApi(kube::KubeApi& real, FakeKubeServer& server)
       : DelegatingKubeApi(real), server_(server) {}
-  PodListPage listPods(const std::string& ns, const ListOptions& options) override {
+  kube::ObjectListPage list(const kube::ResourceType& type, const std::string& ns,
+                            const kube::ListOptions& options) override {
     if (!options.continueToken.empty() && !expired_) {
       expired_ = true;
       server_.createPod(makeTaggedPod("ns", "late", keyFor(99)));
       server_.expireHistory();
     }
     limits_.push_back(options.limit);
-    return real_.listPods(ns, options);
+    return real_.list(type, ns, options);
   }
   std::vector<int64_t> limits_;
 
@@ -204,8 +205,8 @@ class ExpiringContinueApi : public testing::DelegatingKubeApi {
 class FailingWatchApi : public testing::DelegatingKubeApi {
  public:
   using DelegatingKubeApi::DelegatingKubeApi;
-  void watchPods(const std::string&, const WatchOptions&,
-                 const std::function<bool(std::string_view)>& onLine, std::stop_token) override {
+  void watch(const kube::ResourceType&, const std::string&, const kube::WatchOptions&,
+             const std::function<bool(std::string_view)>& onLine, std::stop_token) override {
     ++watches;
     onLine(R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError"}})");
   }
@@ -250,9 +251,9 @@ TEST_F(InformerTest, FallsBackToAnUnpagedListWhenTheContinueTokenExpires) {
 
 TEST_F(InformerTest, StopCancelsAListInProgress) {
   server_.delayNextRequests(1, std::chrono::seconds(60), "/pods");
-  ClusterConfig config = configFor(server_);
+  kube::ClusterConfig config = configFor(server_);
   config.requestTimeout = std::chrono::seconds(120);  // only the stop can end the list early
-  api_ = makeKubeClient(config);
+  api_ = kube::makeKubeClient(config);
   start();
   ASSERT_TRUE(waitFor([&] { return server_.totalRequests() >= 1; }));
   auto stopped = std::async(std::launch::async, [&] {

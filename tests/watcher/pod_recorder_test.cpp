@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "kube/kube_client.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
 #include "watcher/pod_recorder.h"
 
 namespace kcache::watcher {
@@ -34,7 +34,7 @@ class PodRecorderTest : public ::testing::Test {
   }
 
   FakeKubeServer server_;
-  std::unique_ptr<KubeApi> api_ = makeKubeClient(configFor(server_));
+  std::unique_ptr<kube::KubeApi> api_ = kube::makeKubeClient(configFor(server_));
   InMemoryCacheRecorder store_;
   core::MetricsRegistry registry_;
   WatcherMetrics metrics_{registry_};

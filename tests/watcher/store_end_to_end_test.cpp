@@ -5,10 +5,10 @@
 #include <thread>
 
 #include "core/execution_output.h"
+#include "kube/kube_client.h"
 #include "store/cache_store.h"
 #include "tests/support/postgres_server.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
 #include "watcher/watcher_service.h"
 
 namespace kcache::watcher {
@@ -46,8 +46,8 @@ class WatcherStoreTest : public ::testing::Test {
     config.recorder.staleness = core::StalenessPolicy(std::nullopt, "P7D");
     config.leaderElection = false;
     config.gcInterval = milliseconds(0);
-    return std::make_unique<WatcherService>(makeKubeClient(configFor(server_)), config, *store_,
-                                            std::function<void()>{}, registry_);
+    return std::make_unique<WatcherService>(kube::makeKubeClient(configFor(server_)), config,
+                                            *store_, std::function<void()>{}, registry_);
   }
 
   std::string cacheIdOf(const std::string& ns, const std::string& name) {

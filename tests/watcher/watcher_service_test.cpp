@@ -4,8 +4,8 @@
 #include <set>
 #include <thread>
 
+#include "kube/kube_client.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
 #include "watcher/watcher_service.h"
 
 namespace kcache::watcher {
@@ -50,8 +50,8 @@ void complete(FakeKubeServer& server, const std::string& ns, const std::string& 
 class WatcherServiceTest : public ::testing::Test {
  protected:
   std::unique_ptr<WatcherService> makeService(WatcherConfig config, std::function<void()> gc = {}) {
-    return std::make_unique<WatcherService>(makeKubeClient(configFor(server_)), std::move(config),
-                                            store_, std::move(gc), registry_);
+    return std::make_unique<WatcherService>(kube::makeKubeClient(configFor(server_)),
+                                            std::move(config), store_, std::move(gc), registry_);
   }
   double metric(const std::string& name) {
     // Counters are found again by name: asking twice returns the same object.

@@ -13,10 +13,11 @@
 #include <tuple>
 #include <vector>
 
+#include "kube/cluster_config.h"
+#include "kube/kube_api.h"
 #include "store/cache_store.h"
 #include "tests/fakekube/fake_kube_server.h"
-#include "watcher/cluster_config.h"
-#include "watcher/kube_api.h"
+#include "tests/kube/kube_test_support.h"
 
 namespace kcache::watcher::testing {
 
@@ -62,68 +63,46 @@ class InMemoryCacheRecorder : public store::CacheRecorder {
 };
 
 // Forwards every call to a real client; tests override the calls they want to bend.
-class DelegatingKubeApi : public KubeApi {
+class DelegatingKubeApi : public kube::KubeApi {
  public:
-  explicit DelegatingKubeApi(KubeApi& real) : real_(real) {}
-  PodListPage listPods(const std::string& ns, const ListOptions& options) override {
-    return real_.listPods(ns, options);
+  explicit DelegatingKubeApi(kube::KubeApi& real) : real_(real) {}
+  kube::ObjectListPage list(const kube::ResourceType& type, const std::string& ns,
+                            const kube::ListOptions& options) override {
+    return real_.list(type, ns, options);
   }
-  void watchPods(const std::string& ns, const WatchOptions& options,
-                 const std::function<bool(std::string_view)>& onLine,
-                 std::stop_token stop) override {
-    real_.watchPods(ns, options, onLine, stop);
+  void watch(const kube::ResourceType& type, const std::string& ns,
+             const kube::WatchOptions& options, const std::function<bool(std::string_view)>& onLine,
+             std::stop_token stop) override {
+    real_.watch(type, ns, options, onLine, stop);
   }
-  nlohmann::json mergePatchPod(const std::string& ns, const std::string& name,
-                               const nlohmann::json& patch) override {
-    return real_.mergePatchPod(ns, name, patch);
+  std::optional<nlohmann::json> get(const kube::ResourceType& type, const std::string& ns,
+                                    const std::string& name) override {
+    return real_.get(type, ns, name);
   }
-  std::optional<nlohmann::json> getLease(const std::string& ns, const std::string& name) override {
-    return real_.getLease(ns, name);
+  nlohmann::json create(const kube::ResourceType& type, const std::string& ns,
+                        const nlohmann::json& object, const kube::CreateOptions& options) override {
+    return real_.create(type, ns, object, options);
   }
-  nlohmann::json createLease(const std::string& ns, const nlohmann::json& lease) override {
-    return real_.createLease(ns, lease);
+  nlohmann::json update(const kube::ResourceType& type, const std::string& ns,
+                        const std::string& name, const nlohmann::json& object) override {
+    return real_.update(type, ns, name, object);
   }
-  nlohmann::json updateLease(const std::string& ns, const std::string& name,
-                             const nlohmann::json& lease) override {
-    return real_.updateLease(ns, name, lease);
+  nlohmann::json mergePatch(const kube::ResourceType& type, const std::string& ns,
+                            const std::string& name, const nlohmann::json& patch) override {
+    return real_.mergePatch(type, ns, name, patch);
+  }
+  bool remove(const kube::ResourceType& type, const std::string& ns,
+              const std::string& name) override {
+    return real_.remove(type, ns, name);
   }
 
  protected:
-  KubeApi& real_;
+  kube::KubeApi& real_;
 };
 
-// Polls `condition` until it holds or `limit` passes; returns whether it held.
-inline bool waitFor(const std::function<bool()>& condition,
-                    std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
-
-inline ClusterConfig configFor(const fakekube::FakeKubeServer& server) {
-  ClusterConfig config;
-  config.server = server.url();
-  config.caData = server.serverCa().certificate;
-  config.requestTimeout = std::chrono::seconds(5);
-  config.source = "fake";
-  return config;
-}
-
-// A valid-looking execution key (64 lower-case hex characters) for pod number `n`.
-inline std::string keyFor(int n) {
-  char text[65];
-  std::snprintf(text, sizeof text, "%064x", n);
-  return text;
-}
-
-// "<prefix><n>", built by appending (GCC 12 warns falsely about "literal" + std::string).
-inline std::string numbered(const std::string& prefix, int n) {
-  std::string name = prefix;
-  name += std::to_string(n);
-  return name;
-}
+using kube::testing::configFor;
+using kube::testing::keyFor;
+using kube::testing::numbered;
+using kube::testing::waitFor;
 
 }  // namespace kcache::watcher::testing

@@ -1,6 +1,6 @@
 // The only file that includes cpprestsdk: its U() macro and its headers stay out of the rest of
 // kcache (DESIGN.md section 10).
-#include "watcher/kube_client.h"
+#include "kube/kube_client.h"
 
 #include <algorithm>
 #include <exception>
@@ -11,7 +11,7 @@
 #include <pplx/pplxtasks.h>
 #include <boost/asio/ssl.hpp>
 
-namespace kcache::watcher {
+namespace kcache::kube {
 namespace {
 
 namespace http = web::http;
@@ -52,16 +52,18 @@ class CppRestKubeClient final : public KubeApi {
         client_(web::uri(config.server), makeClientConfig(config, config.requestTimeout)),
         watchClient_(web::uri(config.server), makeClientConfig(config, kWatchIdleTimeout)) {}
 
-  PodListPage listPods(const std::string& namespaceName, const ListOptions& options) override {
-    std::string path =
-        podsPath(namespaceName) + "?labelSelector=" + encodeQueryValue(options.labelSelector);
+  ObjectListPage list(const ResourceType& type, const std::string& namespaceName,
+                      const ListOptions& options) override {
+    std::string path = collectionPath(type, namespaceName) +
+                       "?labelSelector=" + encodeQueryValue(options.labelSelector);
     if (options.limit > 0) path += "&limit=" + std::to_string(options.limit);
     if (!options.continueToken.empty()) {
       path += "&continue=" + encodeQueryValue(options.continueToken);
     }
     const nlohmann::json list =
-        call(http::methods::GET, path, nullptr, "list pods", "application/json", options.stop);
-    PodListPage page;
+        call(http::methods::GET, path, nullptr, "list " + std::string(type.plural),
+             "application/json", options.stop);
+    ObjectListPage page;
     if (list.contains("metadata") && list["metadata"].is_object()) {
       const auto& metadata = list["metadata"];
       page.resourceVersion = metadata.value("resourceVersion", "");
@@ -73,14 +75,15 @@ class CppRestKubeClient final : public KubeApi {
     return page;
   }
 
-  void watchPods(const std::string& namespaceName, const WatchOptions& options,
-                 const std::function<bool(std::string_view)>& onLine,
-                 std::stop_token stop) override {
+  void watch(const ResourceType& type, const std::string& namespaceName,
+             const WatchOptions& options, const std::function<bool(std::string_view)>& onLine,
+             std::stop_token stop) override {
+    const std::string what = "watch " + std::string(type.plural);
     pplx::cancellation_token_source cancel;
     std::stop_callback cancelOnStop(stop, [&cancel] { cancel.cancel(); });
     if (stop.stop_requested()) return;
 
-    std::string path = podsPath(namespaceName) +
+    std::string path = collectionPath(type, namespaceName) +
                        "?watch=1&labelSelector=" + encodeQueryValue(options.labelSelector) +
                        "&timeoutSeconds=" + std::to_string(options.timeoutSeconds);
     if (!options.resourceVersion.empty()) {
@@ -94,7 +97,7 @@ class CppRestKubeClient final : public KubeApi {
           watchClient_.request(makeRequest(http::methods::GET, path), cancel.get_token()).get();
     } catch (const std::exception& e) {
       if (stop.stop_requested()) return;
-      throw KubeApiError(0, "", std::string("watch pods: request failed: ") + e.what());
+      throw KubeApiError(0, "", what + ": request failed: " + e.what());
     }
     if (response.status_code() != http::status_codes::OK) {
       std::string body;
@@ -102,7 +105,7 @@ class CppRestKubeClient final : public KubeApi {
         body = response.extract_utf8string(true).get();
       } catch (const std::exception&) {
       }
-      throw errorFromResponse(response.status_code(), body, "watch pods");
+      throw errorFromResponse(response.status_code(), body, what);
     }
 
     auto buffer = response.body().streambuf();
@@ -116,7 +119,7 @@ class CppRestKubeClient final : public KubeApi {
         got = buffer.getn(chunk.data(), want).get();
       } catch (const std::exception& e) {
         if (stop.stop_requested()) return;
-        throw KubeApiError(0, "", std::string("watch pods: stream broke: ") + e.what());
+        throw KubeApiError(0, "", what + ": stream broke: " + e.what());
       }
       if (got == 0) break;  // the server ended the stream
       pending.append(reinterpret_cast<const char*>(chunk.data()), got);
@@ -139,35 +142,47 @@ class CppRestKubeClient final : public KubeApi {
     if (!pending.empty()) onLine(pending);
   }
 
-  nlohmann::json mergePatchPod(const std::string& namespaceName, const std::string& name,
-                               const nlohmann::json& patch) override {
-    return call(
-        http::methods::PATCH,
-        "/api/v1/namespaces/" + encodeQueryValue(namespaceName) + "/pods/" + encodeQueryValue(name),
-        &patch, "patch pod " + namespaceName + "/" + name, "application/merge-patch+json");
-  }
-
-  std::optional<nlohmann::json> getLease(const std::string& namespaceName,
-                                         const std::string& name) override {
+  std::optional<nlohmann::json> get(const ResourceType& type, const std::string& namespaceName,
+                                    const std::string& name) override {
     try {
-      return call(http::methods::GET, leasePath(namespaceName) + "/" + encodeQueryValue(name),
-                  nullptr, "get lease " + namespaceName + "/" + name);
+      return call(http::methods::GET, objectPath(type, namespaceName, name), nullptr,
+                  describe("get", type, namespaceName, name));
     } catch (const KubeApiError& e) {
       if (e.status() == 404) return std::nullopt;
       throw;
     }
   }
 
-  nlohmann::json createLease(const std::string& namespaceName,
-                             const nlohmann::json& lease) override {
-    return call(http::methods::POST, leasePath(namespaceName), &lease,
-                "create lease in " + namespaceName);
+  nlohmann::json create(const ResourceType& type, const std::string& namespaceName,
+                        const nlohmann::json& object, const CreateOptions& options) override {
+    std::string path = collectionPath(type, namespaceName);
+    if (options.dryRun) path += "?dryRun=All";
+    return call(http::methods::POST, path, &object,
+                "create " + std::string(type.kind) + " in " + namespaceName);
   }
 
-  nlohmann::json updateLease(const std::string& namespaceName, const std::string& name,
-                             const nlohmann::json& lease) override {
-    return call(http::methods::PUT, leasePath(namespaceName) + "/" + encodeQueryValue(name), &lease,
-                "update lease " + namespaceName + "/" + name);
+  nlohmann::json update(const ResourceType& type, const std::string& namespaceName,
+                        const std::string& name, const nlohmann::json& object) override {
+    return call(http::methods::PUT, objectPath(type, namespaceName, name), &object,
+                describe("update", type, namespaceName, name));
+  }
+
+  nlohmann::json mergePatch(const ResourceType& type, const std::string& namespaceName,
+                            const std::string& name, const nlohmann::json& patch) override {
+    return call(http::methods::PATCH, objectPath(type, namespaceName, name), &patch,
+                describe("patch", type, namespaceName, name), "application/merge-patch+json");
+  }
+
+  bool remove(const ResourceType& type, const std::string& namespaceName,
+              const std::string& name) override {
+    try {
+      call(http::methods::DEL, objectPath(type, namespaceName, name), nullptr,
+           describe("delete", type, namespaceName, name));
+      return true;
+    } catch (const KubeApiError& e) {
+      if (e.status() == 404) return false;
+      throw;
+    }
   }
 
  private:
@@ -200,13 +215,27 @@ class CppRestKubeClient final : public KubeApi {
     return clientConfig;
   }
 
-  static std::string podsPath(const std::string& namespaceName) {
-    return namespaceName.empty()
-               ? "/api/v1/pods"
-               : "/api/v1/namespaces/" + encodeQueryValue(namespaceName) + "/pods";
+  static std::string collectionPath(const ResourceType& type, const std::string& namespaceName) {
+    std::string path(type.apiPrefix);
+    if (!namespaceName.empty()) path += "/namespaces/" + encodeQueryValue(namespaceName);
+    path += '/';
+    path += type.plural;
+    return path;
   }
-  static std::string leasePath(const std::string& namespaceName) {
-    return "/apis/coordination.k8s.io/v1/namespaces/" + encodeQueryValue(namespaceName) + "/leases";
+  static std::string objectPath(const ResourceType& type, const std::string& namespaceName,
+                                const std::string& name) {
+    return collectionPath(type, namespaceName) + "/" + encodeQueryValue(name);
+  }
+  static std::string describe(std::string_view verb, const ResourceType& type,
+                              const std::string& namespaceName, const std::string& name) {
+    std::string text(verb);
+    text += ' ';
+    text += type.kind;
+    text += ' ';
+    text += namespaceName;
+    text += '/';
+    text += name;
+    return text;
   }
 
   http::http_request makeRequest(const http::method& method, const std::string& pathAndQuery) {
@@ -267,4 +296,4 @@ std::unique_ptr<KubeApi> makeKubeClient(const ClusterConfig& config) {
   }
 }
 
-}  // namespace kcache::watcher
+}  // namespace kcache::kube

@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tests/watcher/watcher_test_support.h"
-#include "watcher/kube_client.h"
+#include "kube/kube_client.h"
+#include "tests/kube/kube_test_support.h"
 
-namespace kcache::watcher {
+namespace kcache::kube {
 namespace {
 
 using fakekube::FakeKubeServer;
@@ -37,7 +37,7 @@ TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   std::vector<std::string> names;
   std::string firstVersion;
   do {
-    PodListPage page = api->listPods("ns1", options);
+    PodListPage page = api->list(resources::kPods, "ns1", options);
     if (firstVersion.empty()) firstVersion = page.resourceVersion;
     for (const auto& pod : page.items) names.push_back(pod["metadata"]["name"]);
     options.continueToken = page.continueToken;
@@ -45,7 +45,8 @@ TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   EXPECT_EQ(names.size(), 7u);
   EXPECT_EQ(firstVersion, std::to_string(server.resourceVersion()));
 
-  const PodListPage all = api->listPods("", listOptions("pipelines.kubeflow.org/cache_id", 0, ""));
+  const PodListPage all =
+      api->list(resources::kPods, "", listOptions("pipelines.kubeflow.org/cache_id", 0, ""));
   EXPECT_EQ(all.items.size(), 8u);
   EXPECT_TRUE(all.continueToken.empty());
 }
@@ -54,12 +55,12 @@ TEST(KubeClient, ExpiredContinueTokenIs410) {
   FakeKubeServer server;
   for (int i = 0; i < 4; ++i) server.createPod(makeTaggedPod("ns", numbered("p", i), keyFor(i)));
   auto api = makeKubeClient(configFor(server));
-  const PodListPage first = api->listPods("ns", listOptions("", 2, ""));
+  const PodListPage first = api->list(resources::kPods, "ns", listOptions("", 2, ""));
   ASSERT_FALSE(first.continueToken.empty());
   server.createPod(makeTaggedPod("ns", "late", keyFor(9)));
   server.expireHistory();
   try {
-    api->listPods("ns", listOptions("", 2, first.continueToken));
+    api->list(resources::kPods, "ns", listOptions("", 2, first.continueToken));
     FAIL() << "expected 410";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 410);
@@ -77,8 +78,8 @@ TEST(KubeClient, WatchStreamsEventsFromAVersionAndStopsPromptly) {
   std::vector<nlohmann::json> events;
   std::stop_source stop;
   std::thread watcher([&] {
-    api->watchPods(
-        "ns", WatchOptions{"pipelines.kubeflow.org/cache_id", version, true, 60},
+    api->watch(
+        resources::kPods, "ns", WatchOptions{"pipelines.kubeflow.org/cache_id", version, true, 60},
         [&](std::string_view line) {
           std::lock_guard lock(mutex);
           events.push_back(nlohmann::json::parse(line));
@@ -120,7 +121,7 @@ TEST(KubeClient, MergePatchTouchesOnlyTheGivenLabel) {
   const nlohmann::json patch = {{"metadata",
                                  {{"uid", created["metadata"]["uid"]},
                                   {"labels", {{"pipelines.kubeflow.org/cache_id", "17"}}}}}};
-  const auto patched = api->mergePatchPod("ns", "p", patch);
+  const auto patched = api->mergePatch(resources::kPods, "ns", "p", patch);
   EXPECT_EQ(patched["metadata"]["labels"]["pipelines.kubeflow.org/cache_id"], "17");
   EXPECT_EQ(patched["metadata"]["labels"]["pipelines.kubeflow.org/cache_enabled"], "true");
   const auto patches = server.patches();
@@ -132,13 +133,13 @@ TEST(KubeClient, MergePatchTouchesOnlyTheGivenLabel) {
   server.deletePod("ns", "p");
   server.createPod(makeTaggedPod("ns", "p", keyFor(1)));
   try {
-    api->mergePatchPod("ns", "p", patch);
+    api->mergePatch(resources::kPods, "ns", "p", patch);
     FAIL() << "expected a conflict";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 409);
   }
   try {
-    api->mergePatchPod("ns", "missing", patch);
+    api->mergePatch(resources::kPods, "ns", "missing", patch);
     FAIL() << "expected not found";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 404);
@@ -148,22 +149,22 @@ TEST(KubeClient, MergePatchTouchesOnlyTheGivenLabel) {
 TEST(KubeClient, LeasesUseOptimisticConcurrency) {
   FakeKubeServer server;
   auto api = makeKubeClient(configFor(server));
-  EXPECT_FALSE(api->getLease("kube", "l").has_value());
+  EXPECT_FALSE(api->get(resources::kLeases, "kube", "l").has_value());
   const nlohmann::json lease = {{"metadata", {{"name", "l"}, {"namespace", "kube"}}},
                                 {"spec", {{"holderIdentity", "a"}}}};
-  const auto created = api->createLease("kube", lease);
-  EXPECT_THROW(api->createLease("kube", lease), KubeApiError);
+  const auto created = api->create(resources::kLeases, "kube", lease);
+  EXPECT_THROW(api->create(resources::kLeases, "kube", lease), KubeApiError);
   auto update = created;
   update["spec"]["holderIdentity"] = "b";
-  const auto updated = api->updateLease("kube", "l", update);
+  const auto updated = api->update(resources::kLeases, "kube", "l", update);
   EXPECT_EQ(updated["spec"]["holderIdentity"], "b");
   try {
-    api->updateLease("kube", "l", update);  // stale resourceVersion now
+    api->update(resources::kLeases, "kube", "l", update);  // stale resourceVersion now
     FAIL() << "expected a conflict";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 409);
   }
-  EXPECT_EQ(api->getLease("kube", "l").value()["spec"]["holderIdentity"], "b");
+  EXPECT_EQ(api->get(resources::kLeases, "kube", "l").value()["spec"]["holderIdentity"], "b");
 }
 
 TEST(KubeClient, ServerErrorsCarryStatusAndReason) {
@@ -171,13 +172,13 @@ TEST(KubeClient, ServerErrorsCarryStatusAndReason) {
   auto api = makeKubeClient(configFor(server));
   server.failNextRequests(1, 500);
   try {
-    api->listPods("", ListOptions{});
+    api->list(resources::kPods, "", ListOptions{});
     FAIL() << "expected an error";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 500);
     EXPECT_NE(std::string(e.what()).find("injected failure"), std::string::npos);
   }
-  EXPECT_NO_THROW(api->listPods("", ListOptions{}));
+  EXPECT_NO_THROW(api->list(resources::kPods, "", ListOptions{}));
 }
 
 TEST(KubeClient, RefusesAServerSignedByAnotherCa) {
@@ -186,13 +187,13 @@ TEST(KubeClient, RefusesAServerSignedByAnotherCa) {
   config.caData = fakekube::makeSelfSignedServerCa("someone-else").certificate;
   auto api = makeKubeClient(config);
   try {
-    api->listPods("", ListOptions{});
+    api->list(resources::kPods, "", ListOptions{});
     FAIL() << "expected a TLS failure";
   } catch (const KubeApiError& e) {
     EXPECT_EQ(e.status(), 0);
   }
   config.insecureSkipTlsVerify = true;
-  EXPECT_NO_THROW(makeKubeClient(config)->listPods("", ListOptions{}));
+  EXPECT_NO_THROW(makeKubeClient(config)->list(resources::kPods, "", ListOptions{}));
 }
 
 TEST(KubeClient, PresentsAClientCertificate) {
@@ -200,11 +201,11 @@ TEST(KubeClient, PresentsAClientCertificate) {
   options.requireClientCertificate = true;
   FakeKubeServer server(options);
   ClusterConfig config = configFor(server);
-  EXPECT_THROW(makeKubeClient(config)->listPods("", ListOptions{}), KubeApiError);
+  EXPECT_THROW(makeKubeClient(config)->list(resources::kPods, "", ListOptions{}), KubeApiError);
   const auto client = fakekube::issueClientCertificate(server.serverCa(), "kcache");
   config.clientCertData = client.certificate;
   config.clientKeyData = client.privateKey;
-  EXPECT_NO_THROW(makeKubeClient(config)->listPods("", ListOptions{}));
+  EXPECT_NO_THROW(makeKubeClient(config)->list(resources::kPods, "", ListOptions{}));
 }
 
 TEST(KubeClient, RereadsTheTokenFileWhenItRotates) {
@@ -220,19 +221,19 @@ TEST(KubeClient, RereadsTheTokenFileWhenItRotates) {
   ClusterConfig config = configFor(server);
   config.bearerTokenFile = tokenFile;
   auto api = makeKubeClient(config);
-  EXPECT_NO_THROW(api->listPods("", ListOptions{}));
+  EXPECT_NO_THROW(api->list(resources::kPods, "", ListOptions{}));
 
   // Rotate: the server now wants the new token, and the file holds it (written aside, renamed in
   // place as kubelet does).
   server.setBearerToken("second-token");
-  EXPECT_THROW(api->listPods("", ListOptions{}), KubeApiError);
+  EXPECT_THROW(api->list(resources::kPods, "", ListOptions{}), KubeApiError);
   std::ofstream(dir / "token.new") << "second-token-and-longer\n";
   server.setBearerToken("second-token-and-longer");
   std::filesystem::rename(dir / "token.new", tokenFile);
-  EXPECT_NO_THROW(api->listPods("", ListOptions{}));
+  EXPECT_NO_THROW(api->list(resources::kPods, "", ListOptions{}));
   EXPECT_EQ(server.unauthorizedRequests(), 1);
   std::filesystem::remove_all(dir);
 }
 
 }  // namespace
-}  // namespace kcache::watcher
+}  // namespace kcache::kube

@@ -6,9 +6,9 @@
 #include <fstream>
 #include <map>
 
-#include "watcher/cluster_config.h"
+#include "kube/cluster_config.h"
 
-namespace kcache::watcher {
+namespace kcache::kube {
 namespace {
 
 namespace fs = std::filesystem;
@@ -190,4 +190,4 @@ TEST(ClusterConfig, Base64) {
 }
 
 }  // namespace
-}  // namespace kcache::watcher
+}  // namespace kcache::kube

@@ -2,12 +2,12 @@
 // The real KubeApi: HTTPS to the Kubernetes API server (cpprestsdk, kept inside the .cpp file).
 #include <memory>
 
-#include "watcher/cluster_config.h"
-#include "watcher/kube_api.h"
+#include "kube/cluster_config.h"
+#include "kube/kube_api.h"
 
-namespace kcache::watcher {
+namespace kcache::kube {
 
 // Throws ClusterConfigError when the configuration cannot be used (e.g. no server URL).
 std::unique_ptr<KubeApi> makeKubeClient(const ClusterConfig& config);
 
-}  // namespace kcache::watcher
+}  // namespace kcache::kube

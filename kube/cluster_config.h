@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace kcache::watcher {
+namespace kcache::kube {
 
 class ClusterConfigError : public std::runtime_error {
  public:
@@ -83,4 +83,4 @@ class BearerTokenSource {
 
 std::string decodeBase64(const std::string& text);
 
-}  // namespace kcache::watcher
+}  // namespace kcache::kube

@@ -1,4 +1,4 @@
-#include "watcher/cluster_config.h"
+#include "kube/cluster_config.h"
 
 #include <cctype>
 #include <cstdint>
@@ -9,7 +9,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-namespace kcache::watcher {
+namespace kcache::kube {
 namespace fs = std::filesystem;
 
 namespace {
@@ -196,4 +196,4 @@ std::string BearerTokenSource::token() {
   return cached_;
 }
 
-}  // namespace kcache::watcher
+}  // namespace kcache::kube
