@@ -39,6 +39,7 @@ AdmissionHandler::AdmissionHandler(AdmissionConfig config, store::CacheLookup& l
                                    WallClock now)
     : config_(std::move(config)),
       lookup_(lookup),
+      recentHits_(dynamic_cast<store::RecentHitCache*>(&lookup)),
       metrics_(metrics),
       delivery_(delivery),
       now_(now ? std::move(now) : WallClock(systemNowSeconds)),
@@ -121,6 +122,26 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
   }
 
   if (claim && !claim()) return std::nullopt;
+  return answerFound(pending, std::move(entry), now, started);
+}
+
+std::optional<ReviewAnswer> AdmissionHandler::completeFromMemory(const PendingLookup& pending,
+                                                                 Clock::time_point started) {
+  if (recentHits_ == nullptr || !recentHits_->enabled()) return std::nullopt;
+  const auto& plan = pending.plan;
+  const int64_t now = now_();
+  auto entry = recentHits_->lookupRemembered(config_.scope, plan.namespaceName, plan.key,
+                                             plan.staleness.seconds, now);
+  if (!entry) return std::nullopt;
+  return answerFound(pending, std::move(entry), now, started);
+}
+
+ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
+                                           std::optional<store::CacheEntry> entry, int64_t now,
+                                           Clock::time_point started) {
+  const auto& plan = pending.plan;
+  AdmissionDecision decision;
+  decision.key = plan.key;
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* hit = std::get_if<Hit>(&outcome)) {

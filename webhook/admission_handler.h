@@ -12,6 +12,7 @@
 
 #include "core/metrics.h"
 #include "store/cache_store.h"
+#include "store/lookup_cache.h"
 #include "webhook/admission_review.h"
 #include "webhook/decision.h"
 #include "webhook/output_delivery.h"
@@ -47,6 +48,11 @@ class AdmissionHandler {
   // already answered by abandon() and nothing more happens (no metrics, no hit noted): nullopt.
   std::optional<ReviewAnswer> complete(const PendingLookup& pending, Clock::time_point started,
                                        const std::function<bool()>& claim = {});
+  // Non-blocking: the answer when the lookup is a store::RecentHitCache that remembers a fresh
+  // entry for this review (a recent hit), so the I/O thread can answer without a hand-off to the
+  // lookup pool; nullopt means "call complete()".
+  std::optional<ReviewAnswer> completeFromMemory(const PendingLookup& pending,
+                                                 Clock::time_point started);
   // The answer when the lookup did not finish in time: allowed, untouched, counted as an error.
   ReviewAnswer abandon(const PendingLookup& pending, Clock::time_point started,
                        std::string_view why);
@@ -62,11 +68,15 @@ class AdmissionHandler {
   const AdmissionConfig& config() const { return config_; }
 
  private:
+  // Everything after a lookup that answered: hit (delivered and noted) or miss.
+  ReviewAnswer answerFound(const PendingLookup& pending, std::optional<store::CacheEntry> entry,
+                           int64_t now, Clock::time_point started);
   ReviewAnswer finish(const AdmissionRequest& request, const AdmissionDecision& decision,
                       Clock::time_point started, std::string_view detail);
 
   AdmissionConfig config_;
   store::CacheLookup& lookup_;
+  store::RecentHitCache* recentHits_;  // lookup_ itself when it is one, else null
   core::MetricsRegistry& metrics_;
   OutputDelivery* delivery_;
   WallClock now_;

@@ -251,7 +251,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       sendAnswer(*answer);
       return;
     }
-    lookUpThenAnswer(std::make_shared<PendingLookup>(std::get<PendingLookup>(std::move(prepared))));
+    auto& pending = std::get<PendingLookup>(prepared);
+    // A recent hit remembered in memory is answered here, without the round trip through the
+    // lookup pool and its deadline timer.
+    if (auto answer = shared_.handler.completeFromMemory(pending, started_)) {
+      sendAnswer(*answer);
+      return;
+    }
+    lookUpThenAnswer(std::make_shared<PendingLookup>(std::move(pending)));
   }
 
   // The lookup runs on the lookup pool; whichever comes first, its answer or the deadline,
