@@ -43,6 +43,7 @@ AdmissionHandler::AdmissionHandler(AdmissionConfig config, store::CacheLookup& l
       metrics_(metrics),
       delivery_(delivery),
       now_(now ? std::move(now) : WallClock(systemNowSeconds)),
+      outputsModes_(metrics, config_.argoOutputs),
       storeLatency_(metrics.histogram("kcache_store_lookup_duration_seconds",
                                       "Duration of cache store lookups from the webhook.",
                                       core::latencyBucketsSeconds())),
@@ -75,6 +76,7 @@ std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::prepare(std::string_
   if (auto* lookupPlan = std::get_if<LookupPlan>(&plan)) {
     if (request.namespaceName.empty()) request.namespaceName = lookupPlan->namespaceName;
     if (request.name.empty()) request.name = lookupPlan->podName;
+    outputsModes_.note(*lookupPlan, podRef(request));
     return PendingLookup{std::move(request), std::move(*lookupPlan)};
   }
   AdmissionDecision decision;
@@ -93,6 +95,13 @@ std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::prepare(std::string_
 std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pending,
                                                        Clock::time_point started,
                                                        const std::function<bool()>& claim) {
+  if (pending.plan.templateOffloaded) {
+    bool abandoned = false;
+    auto resolved = withOffloadedTemplate(pending, started, claim, abandoned);
+    if (abandoned) return std::nullopt;
+    if (auto* answer = std::get_if<ReviewAnswer>(&resolved)) return std::move(*answer);
+    return complete(std::get<PendingLookup>(resolved), started, claim);
+  }
   const auto& plan = pending.plan;
   AdmissionDecision decision;
   decision.key = plan.key;
@@ -128,6 +137,11 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
 std::optional<ReviewAnswer> AdmissionHandler::completeFromMemory(const PendingLookup& pending,
                                                                  Clock::time_point started) {
   if (recentHits_ == nullptr || !recentHits_->enabled()) return std::nullopt;
+  // Reading an offloaded template and creating a task result block: they need the lookup pool.
+  if (pending.plan.templateOffloaded ||
+      pending.plan.outputsDelivery == OutputsDelivery::kTaskResult) {
+    return std::nullopt;
+  }
   const auto& plan = pending.plan;
   const int64_t now = now_();
   auto entry = recentHits_->lookupRemembered(config_.scope, plan.namespaceName, plan.key,
@@ -142,11 +156,16 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   const auto& plan = pending.plan;
   AdmissionDecision decision;
   decision.key = plan.key;
+  decision.outputsDelivery = plan.outputsDelivery;
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* hit = std::get_if<Hit>(&outcome)) {
     try {
-      if (delivery_) delivery_->deliver(pending.request, plan, *hit);
+      if (delivery_) {
+        delivery_->deliver(pending.request, plan, *hit);
+      } else if (plan.outputsDelivery == OutputsDelivery::kTaskResult) {
+        throw std::runtime_error("no task-result delivery is configured");
+      }
       decision.outcome = std::move(*hit);
     } catch (const std::exception& error) {
       detail = std::string("outputs could not be delivered, running the step: ") + error.what();
@@ -172,6 +191,36 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
     }
   }
   return finish(pending.request, decision, started, detail);
+}
+
+std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::withOffloadedTemplate(
+    const PendingLookup& pending, Clock::time_point started, const std::function<bool()>& claim,
+    bool& abandoned) {
+  AdmissionDecision decision;
+  std::string argoTemplate;
+  try {
+    if (!delivery_) {
+      throw std::runtime_error(
+          "the template is offloaded to a ConfigMap and no Kubernetes API "
+          "client is configured to read it");
+    }
+    argoTemplate =
+        delivery_->readOffloadedTemplate(pending.plan.namespaceName, pending.plan.podName);
+  } catch (const std::exception& error) {
+    decision.outcome = Failure{ErrorReason::kTemplateUnavailable, error.what()};
+  }
+  if (!std::holds_alternative<Failure>(decision.outcome)) {
+    auto resolved = webhook::withOffloadedTemplate(pending.plan, argoTemplate);
+    if (auto* plan = std::get_if<LookupPlan>(&resolved)) {
+      return PendingLookup{pending.request, std::move(*plan)};
+    }
+    decision.outcome = std::get<Failure>(std::move(resolved));
+  }
+  if (claim && !claim()) {
+    abandoned = true;
+    return ReviewAnswer{};
+  }
+  return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
 }
 
 ReviewAnswer AdmissionHandler::abandon(const PendingLookup& pending, Clock::time_point started,

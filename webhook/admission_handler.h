@@ -16,6 +16,7 @@
 #include "webhook/admission_review.h"
 #include "webhook/decision.h"
 #include "webhook/output_delivery.h"
+#include "webhook/outputs_mode_log.h"
 
 namespace kcache::webhook {
 
@@ -73,6 +74,11 @@ class AdmissionHandler {
                            int64_t now, Clock::time_point started);
   ReviewAnswer finish(const AdmissionRequest& request, const AdmissionDecision& decision,
                       Clock::time_point started, std::string_view detail);
+  // The plan with the key of the template Argo offloaded to the pod's ConfigMap, or the answer
+  // (allowed, untouched) when it cannot be read or gives no key.
+  std::variant<ReviewAnswer, PendingLookup> withOffloadedTemplate(
+      const PendingLookup& pending, Clock::time_point started, const std::function<bool()>& claim,
+      bool& abandoned);
 
   AdmissionConfig config_;
   store::CacheLookup& lookup_;
@@ -81,6 +87,7 @@ class AdmissionHandler {
   OutputDelivery* delivery_;
   WallClock now_;
   std::atomic<bool> storeAnswered_{false};
+  OutputsModeLog outputsModes_;
 
   core::Histogram& storeLatency_;
   core::Counter& storeErrors_;

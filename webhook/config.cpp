@@ -37,6 +37,14 @@ std::string_view toString(store::CacheScope scope) {
   return scope == store::CacheScope::kCluster ? "cluster" : "namespace";
 }
 
+std::optional<ArgoOutputsMode> parseArgoOutputsMode(std::string_view text) {
+  for (const auto mode :
+       {ArgoOutputsMode::kAuto, ArgoOutputsMode::kAnnotation, ArgoOutputsMode::kTaskResult}) {
+    if (text == toString(mode)) return mode;
+  }
+  return std::nullopt;
+}
+
 LoadedConfig loadAdmissionConfig(const EnvironmentReader& environment, store::CacheScope scope) {
   LoadedConfig loaded;
   loaded.config.scope = scope;

@@ -23,6 +23,9 @@ std::optional<bool> parseGoBool(std::string_view text);
 std::optional<store::CacheScope> parseCacheScope(std::string_view text);
 std::string_view toString(store::CacheScope scope);
 
+// "auto", "annotation" or "taskresult" (--argo-outputs); nullopt otherwise.
+std::optional<ArgoOutputsMode> parseArgoOutputsMode(std::string_view text);
+
 struct LoadedConfig {
   AdmissionConfig config;
   // Values that were ignored, each with what was used instead (logged once at start-up). Unlike

@@ -59,6 +59,12 @@ Failure failure(ErrorReason reason, std::string detail) {
   return Failure{reason, std::move(detail)};
 }
 
+Failure keyFailure(const std::string& containerName, const core::KeyError& error) {
+  return failure(ErrorReason::kBadTemplate,
+                 "no execution key from ARGO_TEMPLATE of container " + containerName + ": " +
+                     std::string(core::toString(error.kind)) + ": " + error.message);
+}
+
 }  // namespace
 
 std::string_view toString(SkipReason reason) {
@@ -89,8 +95,42 @@ std::string_view toString(ErrorReason reason) {
       return "bad_template";
     case ErrorReason::kStoreUnavailable:
       return "store_unavailable";
+    case ErrorReason::kTemplateUnavailable:
+      return "template_unavailable";
   }
   return "unknown";
+}
+
+std::string_view toString(ArgoOutputsMode mode) {
+  switch (mode) {
+    case ArgoOutputsMode::kAuto:
+      return "auto";
+    case ArgoOutputsMode::kAnnotation:
+      return "annotation";
+    case ArgoOutputsMode::kTaskResult:
+      return "taskresult";
+  }
+  return "unknown";
+}
+
+std::string_view toString(OutputsDelivery delivery) {
+  return delivery == OutputsDelivery::kTaskResult ? "taskresult" : "annotation";
+}
+
+OutputsDelivery chooseOutputsDelivery(const AdmissionConfig& config, core::ArgoLayout layout) {
+  switch (config.argoOutputs) {
+    case ArgoOutputsMode::kAnnotation:
+      return OutputsDelivery::kAnnotation;
+    case ArgoOutputsMode::kTaskResult:
+      return OutputsDelivery::kTaskResult;
+    case ArgoOutputsMode::kAuto:
+      break;
+  }
+  // Argo <= 3.5 still reads the annotation; every later line reads only task results.
+  if (!config.taskResultsAvailable || layout == core::ArgoLayout::kTemplateOnMain) {
+    return OutputsDelivery::kAnnotation;
+  }
+  return OutputsDelivery::kTaskResult;
 }
 
 Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) {
@@ -135,12 +175,11 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   }
   auto found = core::findArgoTemplate(pod);
   if (!found) return skip(SkipReason::kNoArgoTemplate);
-  auto key = core::computeExecutionKey(found->argoTemplate);
-  if (!key) {
-    return failure(ErrorReason::kBadTemplate, "no execution key from ARGO_TEMPLATE of container " +
-                                                  found->containerName + ": " +
-                                                  std::string(core::toString(key.error().kind)) +
-                                                  ": " + key.error().message);
+  std::string keyHex;
+  if (!found->offloaded) {
+    auto key = core::computeExecutionKey(found->argoTemplate);
+    if (!key) return keyFailure(found->containerName, key.error());
+    keyHex = key->hex();
   }
   const auto staleness =
       config.staleness.forPod(stringMember(annotations, contract::kMaxCacheStalenessAnnotation));
@@ -150,12 +189,25 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   }
 
   LookupPlan plan;
-  plan.key = key->hex();
+  plan.key = std::move(keyHex);
   plan.namespaceName = std::move(namespaceName);
   plan.podName = request.name.empty() ? std::string(stringMember(metadata, "name").value_or(""))
                                       : request.name;
   plan.templateContainer = std::move(found->containerName);
   plan.staleness = staleness;
+  plan.layout = core::detectArgoLayout(pod).layout;
+  plan.outputsDelivery = chooseOutputsDelivery(config, plan.layout);
+  plan.templateOffloaded = found->offloaded;
+  return plan;
+}
+
+std::variant<Failure, LookupPlan> withOffloadedTemplate(LookupPlan plan,
+                                                        std::string_view argoTemplate) {
+  auto key = core::computeExecutionKey(argoTemplate);
+  if (!key)
+    return keyFailure(plan.templateContainer + " (offloaded to its ConfigMap)", key.error());
+  plan.key = key->hex();
+  plan.templateOffloaded = false;
   return plan;
 }
 

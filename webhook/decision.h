@@ -12,11 +12,28 @@
 
 #include "core/execution_output.h"
 #include "core/pod_contract.h"
+#include "core/pod_template.h"
 #include "core/staleness.h"
 #include "store/cache_store.h"
 #include "webhook/admission_review.h"
 
 namespace kcache::webhook {
+
+// --argo-outputs: how a hit hands the cached outputs to Argo (webhook/README.md).
+enum class ArgoOutputsMode {
+  kAuto,        // per pod, from its layout: template on `main` (Argo <= 3.5) => annotation, else
+                // task result
+  kAnnotation,  // the pod annotations only (Argo <= 3.5)
+  kTaskResult,  // a WorkflowTaskResult created before the answer (every Argo line from 3.3)
+};
+std::string_view toString(ArgoOutputsMode mode);
+
+// How one pod's hit is delivered (the outputs annotation is restored in both).
+enum class OutputsDelivery {
+  kAnnotation,  // plus the report-outputs-completed annotation (Argo 3.5.11-3.5.15 need it)
+  kTaskResult,  // the WorkflowTaskResult must exist before the pod is rewritten
+};
+std::string_view toString(OutputsDelivery delivery);
 
 // What the environment and flags say about admission (fixed for the process lifetime).
 struct AdmissionConfig {
@@ -24,7 +41,14 @@ struct AdmissionConfig {
   core::StalenessPolicy staleness;
   std::string cacheImage = std::string(core::contract::kDefaultCacheImage);
   bool keepNodeRestrictions = false;  // CACHE_NODE_RESTRICTIONS
+  ArgoOutputsMode argoOutputs = ArgoOutputsMode::kAuto;
+  // Whether the webhook has a Kubernetes API client to create task results with. Without one,
+  // auto delivers through the annotation for every pod.
+  bool taskResultsAvailable = false;
 };
+
+// The delivery for a pod of `layout` under `config` (pure).
+OutputsDelivery chooseOutputsDelivery(const AdmissionConfig& config, core::ArgoLayout layout);
 
 // Why a pod is let through untouched because caching does not apply to it.
 enum class SkipReason {
@@ -44,6 +68,9 @@ enum class ErrorReason {
   kUnexpectedObject,  // request.object is not a pod-shaped object
   kBadTemplate,       // ARGO_TEMPLATE from which no key can be computed
   kStoreUnavailable,  // the lookup failed or timed out
+  // The template Argo offloaded to the pod's ConfigMap could not be read (no API client, 404,
+  // missing key, timeout).
+  kTemplateUnavailable,
 };
 std::string_view toString(ErrorReason reason);
 
@@ -63,12 +90,22 @@ struct LookupPlan {
   std::string podName;
   std::string templateContainer;  // where ARGO_TEMPLATE was found (for logs)
   core::PodStaleness staleness;
+  core::ArgoLayout layout = core::ArgoLayout::kUnknown;
+  OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;
+  // ARGO_TEMPLATE is "offloaded": `key` stays empty until the template is read from the pod's
+  // ConfigMap in the blocking phase (withOffloadedTemplate).
+  bool templateOffloaded = false;
 };
 
 using Plan = std::variant<Skip, Failure, LookupPlan>;
 
 // Applies the skip rules in order and computes the key and the staleness.
 Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config);
+
+// The plan of a pod whose template was offloaded, with the key computed from the ConfigMap's
+// ARGO_TEMPLATE value by the same algorithm as an inline template; Failure when it gives no key.
+std::variant<Failure, LookupPlan> withOffloadedTemplate(LookupPlan plan,
+                                                        std::string_view argoTemplate);
 
 struct Miss {
   // Set when an entry was found but its ExecutionOutput cannot be read: the pod then runs and is
@@ -88,7 +125,8 @@ LookupOutcome interpretLookup(const std::optional<store::CacheEntry>& entry);
 // The final decision for one review.
 struct AdmissionDecision {
   std::variant<Skip, Failure, Miss, Hit> outcome;
-  std::string key;  // set for Miss and Hit
+  std::string key;                                                 // set for Miss and Hit
+  OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;  // how a Hit is delivered
 };
 
 std::string_view outcomeLabel(const AdmissionDecision& decision);  // hit, miss, skipped, error

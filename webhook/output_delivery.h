@@ -1,7 +1,12 @@
 #pragma once
-// A second way of handing cached outputs to Argo, next to the pod annotation that the patch
-// always restores. Argo >= 3.4 reads outputs from WorkflowTaskResult objects instead; an
-// implementation for that (a later issue) plugs in here without touching the decision or patch.
+// What the webhook asks of Argo's side of the cluster during the blocking phase of admission:
+// a second way of handing cached outputs to Argo next to the pod annotation that the patch always
+// restores (Argo >= 3.4 reads WorkflowTaskResult objects instead, webhook/task_result.h), and the
+// template Argo >= 3.6 offloads to a ConfigMap. Both plug in here without touching the decision
+// or the patch.
+#include <stdexcept>
+#include <string>
+
 #include "webhook/admission_review.h"
 #include "webhook/decision.h"
 
@@ -14,6 +19,16 @@ class OutputDelivery {
   // creates exists before the pod does). Throws on failure; the pod is then admitted as a miss,
   // so it runs instead of waiting for outputs that never come.
   virtual void deliver(const AdmissionRequest& request, const LookupPlan& plan, const Hit& hit) = 0;
+
+  // The ARGO_TEMPLATE value of the ConfigMap named after the pod (Argo >= 3.6 offloads templates
+  // over 128 KiB there). Called off the I/O threads before the store lookup. Throws, with context,
+  // when it cannot be read; the pod is then let through untouched.
+  virtual std::string readOffloadedTemplate(const std::string& namespaceName,
+                                            const std::string& podName) {
+    throw std::runtime_error("the template of pod " + namespaceName + "/" + podName +
+                             " is offloaded to a ConfigMap and no Kubernetes API client is "
+                             "configured to read it");
+  }
 };
 
 }  // namespace kcache::webhook

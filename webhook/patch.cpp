@@ -109,9 +109,14 @@ std::optional<json> buildPatch(const json& pod, const AdmissionDecision& decisio
     if (hasMember(spec, "initContainers")) {
       patch.push_back(operation("remove", "/spec/initContainers"));
     }
-    addToMetadataMap(patch, pod, "annotations",
-                     {{contract::kExecutionCacheKeyAnnotation, decision.key},
-                      {contract::kArgoOutputsAnnotation, hit->outputs.argoOutputs}});
+    // The outputs annotation is restored in every mode: Argo <= 3.5 reads it, later lines ignore
+    // it. Argo 3.5.11-3.5.15 read it only next to report-outputs-completed.
+    StringMap annotations{{contract::kExecutionCacheKeyAnnotation, decision.key},
+                          {contract::kArgoOutputsAnnotation, hit->outputs.argoOutputs}};
+    if (decision.outputsDelivery == OutputsDelivery::kAnnotation) {
+      annotations.emplace_back(contract::kArgoReportOutputsCompleted, std::string(contract::kTrue));
+    }
+    addToMetadataMap(patch, pod, "annotations", annotations);
     addToMetadataMap(patch, pod, "labels",
                      {{contract::kCacheIdLabel, std::to_string(hit->entryId)},
                       {contract::kReusedFromCacheLabel, std::string(contract::kTrue)},

@@ -180,7 +180,7 @@ TEST_F(AdmissionLogicTest, UnusableTemplateIsAnErrorWithoutPatch) {
                            &review["request"]["object"]["spec"]["initContainers"]}) {
     for (auto& container : *containers) {
       for (auto& env : container["env"]) {
-        if (env["name"] == "ARGO_TEMPLATE") env["value"] = "offloaded";
+        if (env["name"] == "ARGO_TEMPLATE") env["value"] = "{\"container\": [1, 2}";
       }
     }
   }
@@ -249,7 +249,8 @@ TEST_F(AdmissionLogicTest, HitOnPodWithoutAnnotations) {
   const auto id = record(review, "team-a");
   const auto applied = admit(review);
   expectHitPod(review, applied, id);
-  EXPECT_EQ(applied.patchedPod["metadata"]["annotations"].size(), 2u);
+  // The key, the outputs and (annotation delivery) report-outputs-completed.
+  EXPECT_EQ(applied.patchedPod["metadata"]["annotations"].size(), 3u);
 }
 
 TEST_F(AdmissionLogicTest, HitOnPodWithoutLabelsMapStillValid) {
@@ -267,7 +268,7 @@ TEST_F(AdmissionLogicTest, HitOnPodWithoutLabelsMapStillValid) {
   const auto patched = pod.patch(*patch);
   EXPECT_EQ(patched["metadata"]["labels"][std::string(contract::kCacheIdLabel)],
             std::to_string(id));
-  EXPECT_EQ(patched["metadata"]["annotations"].size(), 2u);
+  EXPECT_EQ(patched["metadata"]["annotations"].size(), 3u);
 }
 
 TEST_F(AdmissionLogicTest, HitKeepsNodeRestrictionsWhenConfigured) {
