@@ -263,7 +263,7 @@ def check_webhook_config(tag, docs, *, release_ns, watched, ca_mode, ca_bundle=N
     w = mwc["webhooks"][0]
     check(w.get("admissionReviewVersions") == ["v1", "v1beta1"], f"{tag}: admissionReviewVersions [v1, v1beta1]")
     check(w.get("failurePolicy") == "Ignore", f"{tag}: failurePolicy Ignore")
-    check(w.get("sideEffects") == "None", f"{tag}: sideEffects None")
+    check(w.get("sideEffects") == "NoneOnDryRun", f"{tag}: sideEffects NoneOnDryRun (a hit creates a task result)")
     check(w.get("timeoutSeconds") == 5, f"{tag}: timeoutSeconds 5")
     rules = w.get("rules", [])
     check(len(rules) == 1 and rules[0].get("operations") == ["CREATE"] and rules[0].get("resources") == ["pods"]
@@ -309,6 +309,12 @@ def check_service_routing(tag, docs, deployment, container, service_name, port, 
           f"{tag}: Service {service_name}:{port} reaches container port {port}")
 
 
+# What Argo >= 3.4 needs (ARGO-OUTPUTS.md 4.5), next to the pods rule, and nothing more.
+ARGO_OUTPUTS_RULES = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "get", "list", "watch"]},
+                      {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
+                      {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+
+
 def rbac_rules(docs):
     out = {}
     for kind in ("Role", "ClusterRole"):
@@ -318,14 +324,15 @@ def rbac_rules(docs):
 
 
 def check_rbac(tag, docs, *, release_ns, watched, sa_name, sa_ns):
-    pods_rule = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}]
+    pods_rule = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}] + ARGO_OUTPUTS_RULES
     lease_rule = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
     roles = rbac_rules(docs)
     norm = lambda rules: [{k: sorted(v) for k, v in r.items()} for r in rules]
     pod_roles = [k for k, r in roles.items() if norm(r) == norm(pods_rule)]
     lease_roles = [k for k, r in roles.items() if norm(r) == norm(lease_rule)]
     check(len(roles) == 2 and len(pod_roles) == 1 and len(lease_roles) == 1,
-          f"{tag}: RBAC is exactly pods get/list/watch/patch and leases get/create/update", json.dumps({str(k): v for k, v in roles.items()}))
+          f"{tag}: RBAC is exactly pods get/list/watch/patch, task results create/get/list/watch, workflows get, "
+          "configmaps get and leases get/create/update", json.dumps({str(k): v for k, v in roles.items()}))
     if pod_roles:
         kind, ns, _ = pod_roles[0]
         if watched is None:
@@ -835,13 +842,22 @@ def check_kubeflow_overlay():
           f"{tag}: Kubeflow's TLS Secret still mounted at /etc/webhook/certs")
     check(pod["serviceAccountName"] == "kubeflow-pipelines-cache", f"{tag}: Kubeflow's ServiceAccount kept")
     roles = rbac_rules(docs)
-    check(list(roles.values()) == [[{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]]
-          and list(roles)[0][:2] == ("Role", "kubeflow"),
-          f"{tag}: adds only a leases Role in kubeflow", str(roles))
+    norm = lambda rules: [{k: sorted(v) for k, v in r.items()} for r in rules]
+    lease_roles = [k for k, r in roles.items()
+                   if r == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]]
+    argo_roles = [k for k, r in roles.items() if norm(r) == norm(ARGO_OUTPUTS_RULES)]
+    check(len(roles) == 2 and len(lease_roles) == 1 and lease_roles[0][:2] == ("Role", "kubeflow")
+          and len(argo_roles) == 1 and argo_roles[0][0] == "ClusterRole",
+          f"{tag}: adds only a leases Role in kubeflow and a ClusterRole for task results create/get/list/watch, "
+          "workflows get and configmaps get", str(roles))
     bindings = find(docs, "RoleBinding")
     check(len(bindings) == 1 and bindings[0]["metadata"]["namespace"] == "kubeflow"
           and bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": "kubeflow-pipelines-cache", "namespace": "kubeflow"}],
           f"{tag}: lease Role bound to kubeflow-pipelines-cache")
+    cluster_bindings = find(docs, "ClusterRoleBinding")
+    check(len(cluster_bindings) == 1 and argo_roles and cluster_bindings[0]["roleRef"]["name"] == argo_roles[0][2]
+          and cluster_bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": "kubeflow-pipelines-cache", "namespace": "kubeflow"}],
+          f"{tag}: task-result ClusterRole bound to kubeflow-pipelines-cache")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include "webhook/admission_handler.h"
 #include "webhook/config.h"
 #include "webhook/server.h"
+#include "webhook/task_result.h"
 
 namespace {
 
@@ -119,6 +120,44 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   return service;
 }
 
+// The webhook's own Kubernetes client (task results, offloaded templates), with the short
+// --argo-api-timeout-ms; nullptr when there is no cluster configuration, said once here.
+std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& options) {
+  const std::string consequence =
+      options.argoOutputs == "taskresult"
+          ? "with --argo-outputs=taskresult every hit runs its step instead"
+      : options.argoOutputs == "auto"
+          ? "--argo-outputs=auto delivers outputs through the pod annotation for every pod "
+            "(Argo >= 3.6 then gets no outputs from cache hits)"
+          : "offloaded templates cannot be read";
+  std::optional<kube::ClusterConfig> cluster;
+  try {
+    cluster = kube::discoverClusterConfig(options.kubeconfig);
+  } catch (const std::exception& error) {
+    spdlog::warn("webhook has no Kubernetes API client: {}; {}", error.what(), consequence);
+    return nullptr;
+  }
+  if (!cluster) {
+    spdlog::warn(
+        "webhook has no Kubernetes API client: no cluster configuration (--kubeconfig, "
+        "$KUBECONFIG or in-cluster); {}",
+        consequence);
+    return nullptr;
+  }
+  cluster->requestTimeout = std::chrono::milliseconds(options.argoApiTimeoutMs);
+  try {
+    auto client = kube::makeKubeClient(*cluster);
+    spdlog::info(
+        "webhook creates task results and reads offloaded templates through {} ({}), "
+        "{} ms per call, --argo-outputs={}",
+        cluster->server, cluster->source, options.argoApiTimeoutMs, options.argoOutputs);
+    return client;
+  } catch (const std::exception& error) {
+    spdlog::warn("webhook has no Kubernetes API client: {}; {}", error.what(), consequence);
+    return nullptr;
+  }
+}
+
 int run(const cache_server::Options& options, const sigset_t& signals) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
   cache_server::validate(options);
@@ -135,7 +174,11 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   const core::StalenessPolicy staleness = loaded.config.staleness;  // the watcher records with it
   core::MetricsRegistry metrics;
   StoreWhenConnected lookup;
-  webhook::AdmissionHandler handler(std::move(loaded.config), lookup, metrics);
+  const auto argoApi = argoApiClient(options);
+  loaded.config.argoOutputs = *webhook::parseArgoOutputsMode(options.argoOutputs);
+  loaded.config.taskResultsAvailable = argoApi != nullptr;
+  webhook::TaskResultDelivery delivery(argoApi.get(), metrics);
+  webhook::AdmissionHandler handler(std::move(loaded.config), lookup, metrics, &delivery);
 
   webhook::ServerOptions serverOptions;
   serverOptions.bindAddress = options.listenAddress;

@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "webhook/config.h"
+
 namespace kcache::cache_server {
 
 void addOptions(CLI::App& app, Options& options) {
@@ -81,6 +83,21 @@ void addOptions(CLI::App& app, Options& options) {
                  "Kubeconfig file for the watcher (default: $KUBECONFIG, else the in-cluster "
                  "service account)")
       ->envname("KCACHE_KUBECONFIG");
+  app.add_option("--argo-outputs", options.argoOutputs,
+                 "How a cache hit hands its outputs to Argo: annotation (the pod annotations, "
+                 "Argo <= 3.5), taskresult (a WorkflowTaskResult created before the pod, every "
+                 "Argo line), or auto (per pod: annotation when ARGO_TEMPLATE is on `main`, i.e. "
+                 "Argo <= 3.5, else taskresult)")
+      ->envname("ARGO_OUTPUTS")
+      ->check(CLI::IsMember({"auto", "annotation", "taskresult"}))
+      ->capture_default_str();
+  app.add_option("--argo-api-timeout-ms", options.argoApiTimeoutMs,
+                 "Deadline of each Kubernetes API call the webhook makes during admission "
+                 "(creating a task result, reading an offloaded template); the webhook's own "
+                 "client, apart from the watcher's")
+      ->envname("KCACHE_ARGO_API_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{50}, int64_t{10000}))
+      ->capture_default_str();
   app.add_option("--gc-interval-seconds", options.gcIntervalSeconds,
                  "How often the leader deletes entries older than MAXIMUM_CACHE_STALENESS "
                  "(0: never)")
@@ -117,6 +134,10 @@ void validate(const Options& options) {
   }
   if (options.listenPort == options.httpPort) {
     throw std::invalid_argument("--listen-port and --http-port must differ");
+  }
+  if (!webhook::parseArgoOutputsMode(options.argoOutputs)) {
+    throw std::invalid_argument("--argo-outputs must be auto, annotation or taskresult, not \"" +
+                                options.argoOutputs + "\"");
   }
 }
 

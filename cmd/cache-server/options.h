@@ -33,6 +33,8 @@ struct Options {
   int64_t tlsReloadIntervalMs = 5000;
   bool watch = true;
   std::string kubeconfig;
+  std::string argoOutputs = "auto";
+  int64_t argoApiTimeoutMs = 2000;
   int64_t gcIntervalSeconds = 3600;
   int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
   std::string logFormat = "text";
