@@ -3,11 +3,10 @@
 // templates in the plan; the annotations a hit sets in each delivery.
 #include <gtest/gtest.h>
 
-#include <fstream>
-
 #include "core/execution_key.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
+#include "tests/webhook/argo_test_support.h"
 #include "webhook/config.h"
 #include "webhook/decision.h"
 #include "webhook/patch.h"
@@ -19,18 +18,16 @@ namespace {
 using nlohmann::json;
 namespace contract = core::contract;
 
-constexpr const char* kWorkflow = "my-pipeline-x7k2p";
-constexpr const char* kWorkflowUid = "1b0f7a5e-4c1d-4a3b-9f0e-2d6c8b7a9e01";
-constexpr const char* kNodeId = "my-pipeline-x7k2p-1727472585";
+constexpr const char* kWorkflow = testing::kFixtureWorkflow;
+constexpr const char* kWorkflowUid = testing::kFixtureWorkflowUid;
+constexpr const char* kNodeId = testing::kFixtureNodeId;
 
 json readJson(const std::string& relativePath) {
-  std::ifstream in(std::string(KCACHE_TEST_DATA_DIR) + "/" + relativePath);
-  EXPECT_TRUE(in.good()) << relativePath;
-  return json::parse(in);
+  return testing::readTestData(relativePath);
 }
 
 json podFixture(const std::string& name) {
-  return readJson("pods/" + name + ".json");
+  return testing::argoPodFixture(name);
 }
 
 AdmissionRequest requestFor(json pod) {
@@ -228,13 +225,7 @@ INSTANTIATE_TEST_SUITE_P(
                                OutputsDelivery::kTaskResult, "init"},
                       PlanCase{"argo-4.1-initless", core::ArgoLayout::kTemplateOnSupervisor,
                                OutputsDelivery::kTaskResult, "supervisor"}),
-    [](const auto& info) {
-      std::string name = info.param.fixture;
-      for (char& ch : name) {
-        if (ch == '-' || ch == '.') ch = '_';
-      }
-      return name;
-    });
+    [](const auto& info) { return testing::parameterName(info.param.fixture); });
 
 TEST(OffloadedTemplate, PlanWaitsForTheConfigMapThenHasTheInlineKey) {
   const auto plan = planLookup(requestFor(podFixture("argo-3.6-offloaded")), AdmissionConfig{});
