@@ -11,13 +11,15 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+
+#include "tests/fakekube/object_store.h"
 
 namespace kcache::fakekube {
 namespace {
@@ -33,7 +35,9 @@ using Request = http::request<http::string_body>;
 std::string percentDecode(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
       out.push_back(static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16)));
       i += 2;
     } else if (text[i] == '+') {
@@ -57,108 +61,57 @@ std::vector<std::string> split(std::string_view text, char separator) {
   return parts;
 }
 
-// A label selector with existence (key, !key) and equality (key=v, key==v, key!=v) terms.
-class LabelSelector {
- public:
-  explicit LabelSelector(const std::string& text) {
-    for (std::string term : split(text, ',')) {
-      if (term.empty()) continue;
-      Term parsed;
-      if (size_t pos = term.find("!="); pos != std::string::npos) {
-        parsed = {term.substr(0, pos), Op::kNotEquals, term.substr(pos + 2)};
-      } else if (pos = term.find("=="); pos != std::string::npos) {
-        parsed = {term.substr(0, pos), Op::kEquals, term.substr(pos + 2)};
-      } else if (pos = term.find('='); pos != std::string::npos) {
-        parsed = {term.substr(0, pos), Op::kEquals, term.substr(pos + 1)};
-      } else if (term[0] == '!') {
-        parsed = {term.substr(1), Op::kNotExists, ""};
-      } else {
-        parsed = {term, Op::kExists, ""};
-      }
-      terms_.push_back(std::move(parsed));
-    }
-  }
+// "application/json; charset=utf-8" -> "application/json".
+std::string mediaType(std::string_view contentType) {
+  contentType = contentType.substr(0, contentType.find(';'));
+  while (!contentType.empty() && contentType.back() == ' ') contentType.remove_suffix(1);
+  return std::string(contentType);
+}
 
-  bool matches(const json& pod) const {
-    const json labels =
-        pod.contains("metadata") ? pod["metadata"].value("labels", json::object()) : json::object();
-    for (const Term& term : terms_) {
-      const auto it = labels.find(term.key);
-      const bool exists = it != labels.end() && it->is_string();
-      const std::string value = exists ? it->get<std::string>() : "";
-      switch (term.op) {
-        case Op::kExists:
-          if (!exists) return false;
-          break;
-        case Op::kNotExists:
-          if (exists) return false;
-          break;
-        case Op::kEquals:
-          if (!exists || value != term.value) return false;
-          break;
-        case Op::kNotEquals:
-          if (exists && value == term.value) return false;
-          break;
-      }
-    }
-    return true;
-  }
+std::string stringField(const json& object, const char* field) {
+  if (!object.is_object()) return "";
+  const auto it = object.find(field);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
 
- private:
-  enum class Op { kExists, kNotExists, kEquals, kNotEquals };
-  struct Term {
-    std::string key;
-    Op op;
-    std::string value;
-  };
-  std::vector<Term> terms_;
+// Where a request goes: /api/v1/... or /apis/<group>/<version>/..., then <plural> (across
+// namespaces) or namespaces/<ns>/<plural>[/<name>].
+struct Route {
+  std::string apiVersion;
+  std::string plural;
+  std::string namespaceName;  // "" for the collection across namespaces
+  std::string name;           // "" for the collection
 };
 
-json statusObject(int code, const std::string& reason, const std::string& message) {
-  return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
-          {"status", "Failure"}, {"message", message}, {"reason", reason},
-          {"code", code}};
-}
-
-std::string reasonFor(int code) {
-  switch (code) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 404:
-      return "NotFound";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Expired";
-    case 415:
-      return "UnsupportedMediaType";
-    case 429:
-      return "TooManyRequests";
-    default:
-      return "InternalError";
+std::optional<Route> parseRoute(const std::string& path) {
+  std::vector<std::string> parts = split(path, '/');  // "", "api", "v1", ...
+  for (std::string& part : parts) part = percentDecode(part);
+  Route route;
+  size_t rest = 0;
+  if (parts.size() >= 4 && parts[0].empty() && parts[1] == "api" && parts[2] == "v1") {
+    route.apiVersion = "v1";
+    rest = 3;
+  } else if (parts.size() >= 5 && parts[0].empty() && parts[1] == "apis" && !parts[2].empty() &&
+             !parts[3].empty()) {
+    route.apiVersion = parts[2] + "/" + parts[3];
+    rest = 4;
+  } else {
+    return std::nullopt;
   }
+  const size_t remaining = parts.size() - rest;
+  if (remaining == 1) {
+    route.plural = parts[rest];
+  } else if ((remaining == 3 || remaining == 4) && parts[rest] == "namespaces") {
+    route.namespaceName = parts[rest + 1];
+    route.plural = parts[rest + 2];
+    if (remaining == 4) route.name = parts[rest + 3];
+    if (route.namespaceName.empty() || (remaining == 4 && route.name.empty())) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  if (route.plural.empty() || route.plural == "namespaces") return std::nullopt;
+  return route;
 }
-
-std::string keyOf(const std::string& namespaceName, const std::string& name) {
-  return namespaceName + "/" + name;
-}
-
-std::string nowRfc3339() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
-struct Event {
-  int64_t version;
-  std::string type;
-  json object;
-};
 
 // One open watch stream, as seen by the test controls.
 struct WatchStream {
@@ -167,9 +120,19 @@ struct WatchStream {
   bool bookmarkRequested = false;
 };
 
-struct Response {
-  int status = 200;
-  json body;
+// The next `count` requests matching a target substring and a method (both optional).
+struct RequestMatcher {
+  int count = 0;
+  std::string pathContains;
+  std::string method;
+
+  bool takeIfMatches(const std::string& target, std::string_view requestMethod) {
+    if (count <= 0) return false;
+    if (!pathContains.empty() && target.find(pathContains) == std::string::npos) return false;
+    if (!method.empty() && method != requestMethod) return false;
+    --count;
+    return true;
+  }
 };
 
 }  // namespace
@@ -180,7 +143,8 @@ class FakeKubeServer::Impl {
       : options_(std::move(options)),
         ca_(makeSelfSignedServerCa()),
         tls_(ssl::context::tls_server),
-        acceptor_(io_) {
+        acceptor_(io_),
+        store_(options_.historyLimit) {
     tls_.use_certificate_chain(net::buffer(ca_.certificate));
     tls_.use_private_key(net::buffer(ca_.privateKey), ssl::context::pem);
     if (options_.requireClientCertificate) {
@@ -218,84 +182,51 @@ class FakeKubeServer::Impl {
 
   // ----- test-side state changes -----
 
-  json createPod(json pod) {
+  json createObject(const std::string& plural, json object) {
+    if (!object.is_object()) throw std::logic_error("fake kube: a " + plural + " is not an object");
+    std::string ns = stringField(object["metadata"], "namespace");
+    if (ns.empty()) ns = "default";
     std::lock_guard lock(mutex_);
-    json& metadata = pod["metadata"];
-    if (!metadata.contains("namespace")) metadata["namespace"] = "default";
-    const std::string key = keyOf(metadata["namespace"], metadata["name"]);
-    if (pods_.count(key)) throw std::logic_error("fake kube: pod " + key + " exists");
-    pod["kind"] = "Pod";
-    pod["apiVersion"] = "v1";
-    metadata["uid"] = "uid-" + std::to_string(++uidCounter_);
-    metadata["creationTimestamp"] = nowRfc3339();
-    return storePod(key, std::move(pod), "ADDED");
+    const ResourceInfo type =
+        store_.resource(plural, stringField(object, "apiVersion"), stringField(object, "kind"));
+    return changed(store_.create(type, ns, std::move(object), false), "create", plural, ns);
   }
 
-  json updatePod(json pod) {
+  json updateObject(const std::string& plural, json object) {
     std::lock_guard lock(mutex_);
-    const std::string key =
-        keyOf(pod["metadata"].value("namespace", "default"), pod["metadata"].value("name", ""));
-    const auto it = pods_.find(key);
-    if (it == pods_.end()) throw std::logic_error("fake kube: no pod " + key);
-    pod["metadata"]["uid"] = it->second["metadata"]["uid"];
-    return storePod(key, std::move(pod), "MODIFIED");
+    return replace(plural, std::move(object));
   }
 
-  json modifyPod(const std::string& ns, const std::string& name,
-                 const std::function<void(json&)>& change) {
+  json modifyObject(const std::string& plural, const std::string& ns, const std::string& name,
+                    const std::function<void(json&)>& change) {
     std::lock_guard lock(mutex_);
-    const auto it = pods_.find(keyOf(ns, name));
-    if (it == pods_.end()) throw std::logic_error("fake kube: no pod " + keyOf(ns, name));
-    json pod = it->second;
-    change(pod);
-    return storePod(it->first, std::move(pod), "MODIFIED");
+    std::optional<json> object = store_.object(plural, ns, name);
+    if (!object) throw std::logic_error("fake kube: no " + plural + " " + ns + "/" + name);
+    change(*object);
+    return replace(plural, std::move(*object));
   }
 
-  void deletePod(const std::string& ns, const std::string& name) {
+  void deleteObject(const std::string& plural, const std::string& ns, const std::string& name) {
     std::lock_guard lock(mutex_);
-    const auto it = pods_.find(keyOf(ns, name));
-    if (it == pods_.end()) return;
-    json pod = it->second;
-    pods_.erase(it);
-    pod["metadata"]["resourceVersion"] = std::to_string(++version_);
-    appendEvent("DELETED", pod);
+    if (!store_.object(plural, ns, name)) return;
+    changed(store_.remove(store_.resource(plural), ns, name, nullptr, false), "delete", plural,
+            ns + "/" + name);
   }
 
-  std::optional<json> pod(const std::string& ns, const std::string& name) const {
+  std::optional<json> object(const std::string& plural, const std::string& ns,
+                             const std::string& name) const {
     std::lock_guard lock(mutex_);
-    const auto it = pods_.find(keyOf(ns, name));
-    if (it == pods_.end()) return std::nullopt;
-    return it->second;
+    return store_.object(plural, ns, name);
   }
 
-  std::vector<json> pods() const {
+  std::vector<json> objects(const std::string& plural) const {
     std::lock_guard lock(mutex_);
-    std::vector<json> all;
-    for (const auto& [key, pod] : pods_) all.push_back(pod);
-    return all;
+    return store_.objects(plural);
   }
 
   int64_t resourceVersion() const {
     std::lock_guard lock(mutex_);
-    return version_;
-  }
-
-  std::optional<json> lease(const std::string& ns, const std::string& name) const {
-    std::lock_guard lock(mutex_);
-    const auto it = leases_.find(keyOf(ns, name));
-    if (it == leases_.end()) return std::nullopt;
-    return it->second;
-  }
-
-  json putLease(json lease) {
-    std::lock_guard lock(mutex_);
-    lease["kind"] = "Lease";
-    lease["apiVersion"] = "coordination.k8s.io/v1";
-    lease["metadata"]["resourceVersion"] = std::to_string(++version_);
-    const std::string key =
-        keyOf(lease["metadata"].value("namespace", "default"), lease["metadata"].value("name", ""));
-    leases_[key] = lease;
-    return lease;
+    return store_.version();
   }
 
   void dropWatchStreams() {
@@ -306,25 +237,24 @@ class FakeKubeServer::Impl {
 
   void expireHistory() {
     std::lock_guard lock(mutex_);
-    compactedThrough_ = version_;
     // Open streams keep their own position (as the API server's watch cache does); only new
-    // watches from an older version are refused.
+    // watches and continue tokens from an older version are refused.
+    store_.expireHistory();
     changed_.notify_all();
   }
 
-  void failNextRequests(int count, int status, const std::string& pathContains) {
+  void failNextRequests(int count, int status, const std::string& pathContains,
+                        const std::string& method) {
     std::lock_guard lock(mutex_);
-    failuresLeft_ = count;
+    failures_ = RequestMatcher{count, pathContains, method};
     failureStatus_ = status;
-    failurePath_ = pathContains;
   }
 
   void delayNextRequests(int count, std::chrono::milliseconds delay,
-                         const std::string& pathContains) {
+                         const std::string& pathContains, const std::string& method) {
     std::lock_guard lock(mutex_);
-    delaysLeft_ = count;
+    delays_ = RequestMatcher{count, pathContains, method};
     delay_ = delay;
-    delayPath_ = pathContains;
   }
 
   void sendRawWatchLine(const std::string& line) {
@@ -344,6 +274,15 @@ class FakeKubeServer::Impl {
     options_.bearerToken = token;
   }
 
+  std::vector<ReceivedRequest> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  void clearRequests() {
+    std::lock_guard lock(mutex_);
+    requestsCleared_ += requests_.size();
+    requests_.clear();
+  }
   std::vector<ReceivedPatch> patches() const {
     std::lock_guard lock(mutex_);
     return patches_;
@@ -366,21 +305,30 @@ class FakeKubeServer::Impl {
     std::shared_ptr<std::atomic<bool>> done;
   };
 
-  // Called with mutex_ held.
-  json storePod(const std::string& key, json pod, const std::string& type) {
-    pod["metadata"]["resourceVersion"] = std::to_string(++version_);
-    pods_[key] = pod;
-    appendEvent(type, pod);
-    return pod;
-  }
-
-  void appendEvent(const std::string& type, const json& object) {
-    history_.push_back(Event{version_, type, object});
-    while (history_.size() > options_.historyLimit) {
-      compactedThrough_ = std::max(compactedThrough_, history_.front().version);
-      history_.pop_front();
+  // Called with mutex_ held: wakes the watch streams after a test-side change, or throws with
+  // the Status message when the store refused it.
+  json changed(ApiResult result, const std::string& verb, const std::string& plural,
+               const std::string& what) {
+    if (!result.ok()) {
+      throw std::logic_error("fake kube: " + verb + " " + plural + " " + what + ": " +
+                             stringField(result.body, "message"));
     }
     changed_.notify_all();
+    return std::move(result.body);
+  }
+
+  // Called with mutex_ held. An unconditional update, whatever uid and resourceVersion say.
+  json replace(const std::string& plural, json object) {
+    if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) {
+      throw std::logic_error("fake kube: a " + plural + " without metadata");
+    }
+    json& metadata = object["metadata"];
+    const std::string ns = metadata.value("namespace", "default");
+    const std::string name = metadata.value("name", "");
+    metadata.erase("uid");
+    metadata.erase("resourceVersion");
+    return changed(store_.update(store_.resource(plural), ns, name, std::move(object), false),
+                   "update", plural, ns + "/" + name);
   }
 
   void acceptLoop() {
@@ -442,25 +390,41 @@ class FakeKubeServer::Impl {
     stream.shutdown(ec);
   }
 
+  // One request being answered: what the handlers need besides the HTTP message.
+  struct Call {
+    const Request& request;
+    size_t logIndex;
+    std::map<std::string, std::string> query;
+    json body;  // null when none or not JSON
+  };
+
   // Returns false when the connection must be closed.
   bool handle(ssl::stream<tcp::socket>& stream, const Request& request) {
     ++totalRequests_;
     const std::string target(request.target());
     const size_t question = target.find('?');
     const std::string path = target.substr(0, question);
-    std::map<std::string, std::string> query;
-    if (question != std::string::npos) {
-      for (const std::string& pair : split(std::string_view(target).substr(question + 1), '&')) {
+    const std::string rawQuery = question == std::string::npos ? "" : target.substr(question + 1);
+    Call call{request, 0, {}, nullptr};
+    if (!rawQuery.empty()) {
+      for (const std::string& pair : split(rawQuery, '&')) {
         const size_t equals = pair.find('=');
-        query[percentDecode(pair.substr(0, equals))] =
+        call.query[percentDecode(pair.substr(0, equals))] =
             equals == std::string::npos ? "" : percentDecode(pair.substr(equals + 1));
       }
     }
+    if (!request.body().empty()) {
+      call.body = json::parse(request.body(), nullptr, false);
+      if (call.body.is_discarded()) call.body = nullptr;
+    }
+    const std::string method(request.method_string());
 
     {
       std::unique_lock lock(mutex_);
-      if (delaysLeft_ > 0 && (delayPath_.empty() || target.find(delayPath_) != std::string::npos)) {
-        --delaysLeft_;
+      call.logIndex = requestsCleared_ + requests_.size();
+      requests_.push_back(ReceivedRequest{
+          method, path, rawQuery, std::string(request[http::field::content_type]), call.body, 0});
+      if (delays_.takeIfMatches(target, method)) {
         const auto until = std::chrono::steady_clock::now() + delay_;
         changed_.wait_until(lock, until,
                             [&] { return stopping_ || std::chrono::steady_clock::now() >= until; });
@@ -469,215 +433,204 @@ class FakeKubeServer::Impl {
       if (!options_.bearerToken.empty() &&
           std::string(request[http::field::authorization]) != "Bearer " + options_.bearerToken) {
         ++unauthorized_;
-        return reply(stream, request, {401, statusObject(401, "Unauthorized", "Unauthorized")});
+        lock.unlock();
+        return reply(stream, call, {401, statusObject(401, "Unauthorized", "Unauthorized")});
       }
-      if (failuresLeft_ > 0 &&
-          (failurePath_.empty() || target.find(failurePath_) != std::string::npos)) {
-        --failuresLeft_;
-        return reply(stream, request,
-                     {failureStatus_,
-                      statusObject(failureStatus_, reasonFor(failureStatus_), "injected failure")});
+      if (failures_.takeIfMatches(target, method)) {
+        const ApiResult failure{
+            failureStatus_,
+            statusObject(failureStatus_, reasonForStatus(failureStatus_), "injected failure")};
+        lock.unlock();
+        return reply(stream, call, failure);
       }
     }
 
-    const std::vector<std::string> parts = split(path, '/');  // "", "api", "v1", ...
-    // /api/v1/pods and /api/v1/namespaces/{ns}/pods[/{name}]
-    if (parts.size() >= 4 && parts[1] == "api" && parts[2] == "v1") {
-      std::string ns;
-      std::string name;
-      bool podsPath = false;
-      if (parts.size() == 4 && parts[3] == "pods") {
-        podsPath = true;
-      } else if (parts.size() >= 6 && parts[3] == "namespaces" && parts[5] == "pods" &&
-                 parts.size() <= 7) {
-        podsPath = true;
-        ns = parts[4];
-        if (parts.size() == 7) name = parts[6];
-      }
-      if (podsPath) {
-        if (name.empty() && request.method() == http::verb::get) {
-          if (query["watch"] == "1" || query["watch"] == "true") {
-            return watch(stream, request, ns, query);
-          }
-          return reply(stream, request, list(ns, query));
-        }
-        if (!name.empty() && request.method() == http::verb::get) {
-          std::lock_guard lock(mutex_);
-          const auto it = pods_.find(keyOf(ns, name));
-          if (it == pods_.end()) {
-            return reply(stream, request,
-                         {404, statusObject(404, "NotFound", "pods \"" + name + "\" not found")});
-          }
-          return reply(stream, request, {200, it->second});
-        }
-        if (!name.empty() && request.method() == http::verb::patch) {
-          return reply(stream, request, patch(ns, name, request));
-        }
-        return reply(stream, request,
-                     {405, statusObject(405, "MethodNotAllowed", "method not allowed")});
-      }
+    const std::optional<Route> route = parseRoute(path);
+    if (!route) return reply(stream, call, noRoute());
+    ResourceInfo type;
+    {
+      std::lock_guard lock(mutex_);
+      type = store_.resource(route->plural, route->apiVersion, stringField(call.body, "kind"));
     }
-    // /apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]
-    if (parts.size() >= 7 && parts[1] == "apis" && parts[2] == "coordination.k8s.io" &&
-        parts[3] == "v1" && parts[4] == "namespaces" && parts[6] == "leases") {
-      return reply(stream, request, leaseCall(request, parts[5], parts.size() > 7 ? parts[7] : ""));
-    }
-    return reply(stream, request, {404, statusObject(404, "NotFound", "no route " + path)});
+    // A known resource asked for under another group or version does not exist there.
+    if (type.apiVersion != route->apiVersion) return reply(stream, call, noRoute());
+    return dispatch(stream, call, type, *route);
   }
 
-  bool reply(ssl::stream<tcp::socket>& stream, const Request& request, const Response& response) {
-    http::response<http::string_body> message{static_cast<http::status>(response.status),
-                                              request.version()};
+  bool dispatch(ssl::stream<tcp::socket>& stream, Call& call, const ResourceInfo& type,
+                const Route& route) {
+    const std::string& ns = route.namespaceName;
+    const std::string& name = route.name;
+    const http::verb verb = call.request.method();
+    bool dryRun = false;
+    if (const auto it = call.query.find("dryRun"); it != call.query.end()) {
+      if (it->second != "All") {
+        return reply(
+            stream, call,
+            {400, statusObject(400, "BadRequest", "Invalid dry run value: " + it->second)});
+      }
+      dryRun = true;
+    }
+    if (verb == http::verb::get && name.empty()) {
+      const std::string watchFlag = call.query["watch"];
+      if (watchFlag == "1" || watchFlag == "true") return watch(stream, call, type, ns);
+      return reply(stream, call, list(call, type, ns));
+    }
+    if (verb == http::verb::get)
+      return reply(stream, call, locked([&] { return store_.get(type, ns, name); }));
+    if (verb == http::verb::patch && !name.empty()) {
+      return reply(stream, call, patch(call, type, ns, name, dryRun));
+    }
+    const bool create = verb == http::verb::post && name.empty() && !ns.empty();
+    const bool update = verb == http::verb::put && !name.empty();
+    if (create || update) {
+      if (mediaType(std::string(call.request[http::field::content_type])) != "application/json") {
+        return reply(stream, call, unsupportedMediaType());
+      }
+      if (!call.body.is_object()) {
+        return reply(
+            stream, call,
+            {400, statusObject(400, "BadRequest", "the body of the request is not a JSON object")});
+      }
+      return reply(stream, call, locked([&] {
+                     return notifyIfStored(create
+                                               ? store_.create(type, ns, call.body, dryRun)
+                                               : store_.update(type, ns, name, call.body, dryRun),
+                                           dryRun);
+                   }));
+    }
+    if (verb == http::verb::delete_ && !name.empty()) {
+      return reply(stream, call, locked([&] {
+                     return notifyIfStored(store_.remove(type, ns, name, call.body, dryRun),
+                                           dryRun);
+                   }));
+    }
+    return reply(stream, call,
+                 {405, statusObject(405, "MethodNotAllowed",
+                                    "the server does not allow this method on the requested "
+                                    "resource")});
+  }
+
+  // Runs a store call under the lock (replies are written without it).
+  template <typename StoreCall>
+  ApiResult locked(StoreCall storeCall) {
+    std::lock_guard lock(mutex_);
+    return storeCall();
+  }
+
+  static ApiResult noRoute() {
+    return {404, statusObject(404, "NotFound", "the server could not find the requested resource")};
+  }
+  static ApiResult unsupportedMediaType() {
+    return {415, statusObject(415, "UnsupportedMediaType",
+                              "the body of the request was in an unknown format")};
+  }
+
+  // Called with mutex_ held.
+  ApiResult notifyIfStored(ApiResult result, bool dryRun) {
+    if (result.ok() && !dryRun) changed_.notify_all();
+    return result;
+  }
+
+  bool reply(ssl::stream<tcp::socket>& stream, const Call& call, const ApiResult& result) {
+    noteStatus(call, result.status);
+    http::response<http::string_body> message{static_cast<http::status>(result.status),
+                                              call.request.version()};
     message.set(http::field::content_type, "application/json");
-    message.keep_alive(request.keep_alive());
-    message.body() = response.body.dump();
+    message.keep_alive(call.request.keep_alive());
+    message.body() = result.body.dump();
     message.prepare_payload();
     beast::error_code ec;
     http::write(stream, message, ec);
     return !ec;
   }
 
-  Response list(const std::string& ns, std::map<std::string, std::string>& query) {
-    ++listRequests_;
+  void noteStatus(const Call& call, int status) {
     std::lock_guard lock(mutex_);
-    const int64_t limit = query["limit"].empty() ? 0 : std::stoll(query["limit"]);
-    std::shared_ptr<Snapshot> snapshot;
-    size_t offset = 0;
-    if (!query["continue"].empty()) {
-      // continue tokens look like "<snapshot id>:<offset>"
-      const auto fields = split(query["continue"], ':');
-      const auto it =
-          fields.size() == 2 ? snapshots_.find(std::stoll(fields[0])) : snapshots_.end();
-      if (it == snapshots_.end() || it->second->version < compactedThrough_) {
-        return {410, statusObject(410, "Expired",
-                                  "The provided continue parameter is too old to display a "
-                                  "consistent list result.")};
-      }
-      snapshot = it->second;
-      offset = std::stoull(fields[1]);
-    } else {
-      snapshot = std::make_shared<Snapshot>();
-      snapshot->version = version_;
-      const LabelSelector selector(query["labelSelector"]);
-      for (const auto& [key, pod] : pods_) {
-        if ((ns.empty() || pod["metadata"]["namespace"] == ns) && selector.matches(pod)) {
-          snapshot->items.push_back(pod);
-        }
-      }
+    if (call.logIndex >= requestsCleared_ && call.logIndex - requestsCleared_ < requests_.size()) {
+      requests_[call.logIndex - requestsCleared_].status = status;
     }
-    json items = json::array();
-    size_t end = snapshot->items.size();
-    if (limit > 0) end = std::min(end, offset + static_cast<size_t>(limit));
-    for (size_t i = offset; i < end; ++i) items.push_back(snapshot->items[i]);
-    json metadata = {{"resourceVersion", std::to_string(snapshot->version)}};
-    if (end < snapshot->items.size()) {
-      const int64_t id = ++snapshotCounter_;
-      snapshots_[id] = snapshot;
-      metadata["continue"] = std::to_string(id) + ":" + std::to_string(end);
-    }
-    return {200,
-            {{"kind", "PodList"}, {"apiVersion", "v1"}, {"metadata", metadata}, {"items", items}}};
   }
 
-  Response patch(const std::string& ns, const std::string& name, const Request& request) {
+  ApiResult list(Call& call, const ResourceInfo& type, const std::string& ns) {
+    ++listRequests_;
+    int64_t limit = 0;
+    try {
+      if (!call.query["limit"].empty()) limit = std::stoll(call.query["limit"]);
+    } catch (const std::exception&) {
+      return {400, statusObject(400, "BadRequest", "invalid limit " + call.query["limit"])};
+    }
+    std::lock_guard lock(mutex_);
+    return store_.list(type, ns, call.query["labelSelector"], limit, call.query["continue"]);
+  }
+
+  ApiResult patch(const Call& call, const ResourceInfo& type, const std::string& ns,
+                  const std::string& name, bool dryRun) {
     ReceivedPatch received;
+    received.plural = type.plural;
     received.namespaceName = ns;
     received.name = name;
-    received.contentType = std::string(request[http::field::content_type]);
-    received.body = json::parse(request.body(), nullptr, false);
-    // One critical section: a test that sees the patched pod also sees the patch recorded.
+    received.contentType = std::string(call.request[http::field::content_type]);
+    received.body = json::parse(call.request.body(), nullptr, false);
+    // One critical section: a test that sees the patched object also sees the patch recorded.
     std::lock_guard lock(mutex_);
-    Response response = applyPatch(ns, name, received);
-    received.status = response.status;
+    ApiResult result;
+    if (mediaType(received.contentType) != "application/merge-patch+json") {
+      result = unsupportedMediaType();
+    } else if (received.body.is_discarded() || !received.body.is_object()) {
+      result = {400, statusObject(400, "BadRequest", "merge patch is not a JSON object")};
+    } else {
+      result = notifyIfStored(store_.mergePatch(type, ns, name, received.body, dryRun), dryRun);
+    }
+    received.status = result.status;
     patches_.push_back(std::move(received));
-    return response;
+    return result;
   }
 
-  // Called with mutex_ held.
-  Response applyPatch(const std::string& ns, const std::string& name,
-                      const ReceivedPatch& received) {
-    if (received.contentType != "application/merge-patch+json") {
-      return {415, statusObject(415, "UnsupportedMediaType",
-                                "the body of the request was in an unknown format")};
+  bool watch(ssl::stream<tcp::socket>& stream, Call& call, const ResourceInfo& type,
+             const std::string& ns) {
+    std::optional<LabelSelector> selector;
+    try {
+      selector.emplace(call.query["labelSelector"]);
+    } catch (const std::invalid_argument& e) {
+      return reply(stream, call, {400, statusObject(400, "BadRequest", e.what())});
     }
-    if (received.body.is_discarded() || !received.body.is_object()) {
-      return {400, statusObject(400, "BadRequest", "merge patch is not a JSON object")};
-    }
-    const auto it = pods_.find(keyOf(ns, name));
-    if (it == pods_.end()) {
-      return {404, statusObject(404, "NotFound", "pods \"" + name + "\" not found")};
-    }
-    json pod = it->second;
-    const json& patchMetadata = received.body.value("metadata", json::object());
-    if (patchMetadata.contains("uid") && patchMetadata["uid"] != pod["metadata"]["uid"]) {
-      return {409, statusObject(
-                       409, "Conflict",
-                       "Precondition failed: UID in precondition: " + patchMetadata["uid"].dump())};
-    }
-    const json identity = pod["metadata"];
-    pod.merge_patch(received.body);
-    for (const char* field : {"name", "namespace", "uid", "creationTimestamp"}) {
-      pod["metadata"][field] = identity[field];
-    }
-    return {200, storePod(it->first, std::move(pod), "MODIFIED")};
-  }
-
-  Response leaseCall(const Request& request, const std::string& ns, const std::string& name) {
-    std::lock_guard lock(mutex_);
-    if (request.method() == http::verb::get && !name.empty()) {
-      const auto it = leases_.find(keyOf(ns, name));
-      if (it == leases_.end()) {
-        return {404, statusObject(404, "NotFound", "leases \"" + name + "\" not found")};
+    const bool bookmarks = call.query["allowWatchBookmarks"] == "true";
+    int timeoutSeconds = 1800;
+    try {
+      if (!call.query["timeoutSeconds"].empty()) {
+        timeoutSeconds = std::stoi(call.query["timeoutSeconds"]);
       }
-      return {200, it->second};
+    } catch (const std::exception&) {
+      return reply(stream, call, {400, statusObject(400, "BadRequest", "invalid timeoutSeconds")});
     }
-    json body = json::parse(request.body(), nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.contains("metadata") ||
-        !body["metadata"].is_object()) {
-      return {400, statusObject(400, "BadRequest", "lease body is not a Lease")};
-    }
-    if (request.method() == http::verb::post && name.empty()) {
-      const std::string leaseName = body["metadata"].value("name", "");
-      if (leases_.count(keyOf(ns, leaseName))) {
-        return {409,
-                statusObject(409, "AlreadyExists", "leases \"" + leaseName + "\" already exists")};
-      }
-      body["metadata"]["namespace"] = ns;
-      body["metadata"]["resourceVersion"] = std::to_string(++version_);
-      body["kind"] = "Lease";
-      body["apiVersion"] = "coordination.k8s.io/v1";
-      leases_[keyOf(ns, leaseName)] = body;
-      return {201, body};
-    }
-    if (request.method() == http::verb::put && !name.empty()) {
-      const auto it = leases_.find(keyOf(ns, name));
-      if (it == leases_.end()) {
-        return {404, statusObject(404, "NotFound", "leases \"" + name + "\" not found")};
-      }
-      if (body["metadata"].value("resourceVersion", "") !=
-          it->second["metadata"].value("resourceVersion", "")) {
-        return {409, statusObject(409, "Conflict",
-                                  "Operation cannot be fulfilled on leases.coordination.k8s.io "
-                                  "\"" +
-                                      name + "\": the object has been modified")};
-      }
-      body["metadata"]["resourceVersion"] = std::to_string(++version_);
-      it->second = body;
-      return {200, body};
-    }
-    return {405, statusObject(405, "MethodNotAllowed", "method not allowed")};
-  }
-
-  bool watch(ssl::stream<tcp::socket>& stream, const Request& request, const std::string& ns,
-             std::map<std::string, std::string>& query) {
-    const LabelSelector selector(query["labelSelector"]);
-    const bool bookmarks = query["allowWatchBookmarks"] == "true";
-    const int timeoutSeconds =
-        query["timeoutSeconds"].empty() ? 1800 : std::stoi(query["timeoutSeconds"]);
-    const std::string requested = query["resourceVersion"];
+    const std::string requested = call.query["resourceVersion"];
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
+    auto lines = [](const std::vector<json>& events) {
+      std::string out;
+      for (const json& event : events) out += event.dump() + "\n";
+      return out;
+    };
 
-    http::response<http::empty_body> header{http::status::ok, request.version()};
+    WatchStream self;
+    ObjectStore::WatchStart start;
+    {
+      std::lock_guard lock(mutex_);
+      watchRequests_.push_back(WatchRequest{type.plural, ns, requested, bookmarks});
+      start = store_.startWatch(type, ns, *selector, requested);
+      if (!start.expired) streams_.insert(&self);
+    }
+    struct Unregister {
+      Impl& impl;
+      WatchStream* stream;
+      ~Unregister() {
+        std::lock_guard lock(impl.mutex_);
+        impl.streams_.erase(stream);
+      }
+    } unregister{*this, &self};
+
+    noteStatus(call, 200);
+    http::response<http::empty_body> header{http::status::ok, call.request.version()};
     header.set(http::field::content_type, "application/json");
     header.chunked(true);
     http::response_serializer<http::empty_body> serializer{header};
@@ -692,46 +645,11 @@ class FakeKubeServer::Impl {
       net::write(stream, http::make_chunk_last(), ec);
       return !ec;
     };
-    auto matches = [&](const json& object) {
-      return (ns.empty() || object["metadata"]["namespace"] == ns) && selector.matches(object);
-    };
-    auto eventLine = [](const std::string& type, const json& object) {
-      return json{{"type", type}, {"object", object}}.dump() + "\n";
-    };
+    // A version that is gone gets one ERROR event carrying a 410 Status, then the end.
+    if (start.expired) return sendChunk(lines(start.events)) && finish();
+    if (!start.events.empty() && !sendChunk(lines(start.events))) return false;
 
-    WatchStream self;
-    int64_t cursor = 0;
-    std::string initial;
-    {
-      std::lock_guard lock(mutex_);
-      watchRequests_.push_back(WatchRequest{ns, requested, bookmarks});
-      if (requested.empty() || requested == "0") {
-        for (const auto& [key, pod] : pods_) {
-          if (matches(pod)) initial += eventLine("ADDED", pod);
-        }
-        cursor = version_;
-      } else {
-        cursor = std::stoll(requested);
-        if (cursor < compactedThrough_) {
-          const std::string gone =
-              eventLine("ERROR", statusObject(410, "Expired",
-                                              "too old resource version: " + requested + " (" +
-                                                  std::to_string(compactedThrough_) + ")"));
-          return sendChunk(gone) && finish();
-        }
-      }
-      streams_.insert(&self);
-    }
-    struct Unregister {
-      Impl& impl;
-      WatchStream* stream;
-      ~Unregister() {
-        std::lock_guard lock(impl.mutex_);
-        impl.streams_.erase(stream);
-      }
-    } unregister{*this, &self};
-
-    if (!initial.empty() && !sendChunk(initial)) return false;
+    int64_t cursor = start.cursor;
     auto lastBookmark = std::chrono::steady_clock::now();
     while (true) {
       std::string out;
@@ -740,28 +658,26 @@ class FakeKubeServer::Impl {
         std::unique_lock lock(mutex_);
         changed_.wait_for(lock, std::chrono::milliseconds(50), [&] {
           return stopping_ || self.drop || !self.injected.empty() || self.bookmarkRequested ||
-                 (!history_.empty() && history_.back().version > cursor);
+                 store_.hasEventsAfter(cursor);
         });
         if (stopping_) return false;
         drop = self.drop;
         if (!drop) {
-          auto it = std::upper_bound(history_.begin(), history_.end(), cursor,
-                                     [](int64_t v, const Event& e) { return v < e.version; });
-          for (; it != history_.end(); ++it) {
-            if (matches(it->object)) out += eventLine(it->type, it->object);
-          }
-          cursor = std::max(cursor, history_.empty() ? cursor : history_.back().version);
+          out = lines(store_.eventsAfter(cursor, type, ns, *selector));
           for (const std::string& line : self.injected) out += line + "\n";
           self.injected.clear();
           const auto now = std::chrono::steady_clock::now();
           const bool periodic = options_.bookmarkInterval.count() > 0 &&
                                 now - lastBookmark >= options_.bookmarkInterval;
           if (bookmarks && (self.bookmarkRequested || periodic)) {
-            cursor = std::max(cursor, version_);
-            out += eventLine("BOOKMARK",
-                             {{"kind", "Pod"},
-                              {"apiVersion", "v1"},
-                              {"metadata", {{"resourceVersion", std::to_string(cursor)}}}});
+            cursor = std::max(cursor, store_.version());
+            out += json{{"type", "BOOKMARK"},
+                        {"object",
+                         {{"kind", type.kind},
+                          {"apiVersion", type.apiVersion},
+                          {"metadata", {{"resourceVersion", std::to_string(cursor)}}}}}}
+                       .dump() +
+                   "\n";
             lastBookmark = now;
           }
           self.bookmarkRequested = false;
@@ -785,11 +701,6 @@ class FakeKubeServer::Impl {
     return ::poll(&entry, 1, 0) > 0;
   }
 
-  struct Snapshot {
-    int64_t version = 0;
-    std::vector<json> items;
-  };
-
   FakeKubeOptions options_;
   PemPair ca_;
   ssl::context tls_;
@@ -805,22 +716,15 @@ class FakeKubeServer::Impl {
   std::list<Connection> connections_;
   std::set<WatchStream*> streams_;
 
-  int64_t version_ = 0;
-  int64_t compactedThrough_ = 0;
-  int64_t uidCounter_ = 0;
-  int64_t snapshotCounter_ = 0;
-  std::map<std::string, json> pods_;
-  std::map<std::string, json> leases_;
-  std::deque<Event> history_;
-  std::map<int64_t, std::shared_ptr<Snapshot>> snapshots_;
+  ObjectStore store_;
 
-  int delaysLeft_ = 0;
+  RequestMatcher delays_;
   std::chrono::milliseconds delay_{0};
-  std::string delayPath_;
-  int failuresLeft_ = 0;
+  RequestMatcher failures_;
   int failureStatus_ = 500;
-  std::string failurePath_;
 
+  std::vector<ReceivedRequest> requests_;
+  size_t requestsCleared_ = 0;  // how many were dropped by clearRequests()
   std::vector<ReceivedPatch> patches_;
   std::vector<WatchRequest> watchRequests_;
   std::atomic<int64_t> listRequests_{0};
@@ -838,35 +742,62 @@ std::string FakeKubeServer::url() const {
 const PemPair& FakeKubeServer::serverCa() const {
   return impl_->ca();
 }
-nlohmann::json FakeKubeServer::createPod(nlohmann::json pod) {
-  return impl_->createPod(std::move(pod));
+nlohmann::json FakeKubeServer::createObject(const std::string& plural, nlohmann::json object) {
+  return impl_->createObject(plural, std::move(object));
 }
-nlohmann::json FakeKubeServer::updatePod(nlohmann::json pod) {
-  return impl_->updatePod(std::move(pod));
+nlohmann::json FakeKubeServer::updateObject(const std::string& plural, nlohmann::json object) {
+  return impl_->updateObject(plural, std::move(object));
 }
-nlohmann::json FakeKubeServer::modifyPod(const std::string& ns, const std::string& name,
-                                         const std::function<void(nlohmann::json&)>& change) {
-  return impl_->modifyPod(ns, name, change);
+nlohmann::json FakeKubeServer::modifyObject(const std::string& plural, const std::string& ns,
+                                            const std::string& name,
+                                            const std::function<void(nlohmann::json&)>& change) {
+  return impl_->modifyObject(plural, ns, name, change);
 }
-void FakeKubeServer::deletePod(const std::string& ns, const std::string& name) {
-  impl_->deletePod(ns, name);
+void FakeKubeServer::deleteObject(const std::string& plural, const std::string& ns,
+                                  const std::string& name) {
+  impl_->deleteObject(plural, ns, name);
 }
-std::optional<nlohmann::json> FakeKubeServer::pod(const std::string& ns,
-                                                  const std::string& name) const {
-  return impl_->pod(ns, name);
+std::optional<nlohmann::json> FakeKubeServer::object(const std::string& plural,
+                                                     const std::string& ns,
+                                                     const std::string& name) const {
+  return impl_->object(plural, ns, name);
 }
-std::vector<nlohmann::json> FakeKubeServer::pods() const {
-  return impl_->pods();
+std::vector<nlohmann::json> FakeKubeServer::objects(const std::string& plural) const {
+  return impl_->objects(plural);
 }
 int64_t FakeKubeServer::resourceVersion() const {
   return impl_->resourceVersion();
 }
+
+nlohmann::json FakeKubeServer::createPod(nlohmann::json pod) {
+  return createObject("pods", std::move(pod));
+}
+nlohmann::json FakeKubeServer::updatePod(nlohmann::json pod) {
+  return updateObject("pods", std::move(pod));
+}
+nlohmann::json FakeKubeServer::modifyPod(const std::string& ns, const std::string& name,
+                                         const std::function<void(nlohmann::json&)>& change) {
+  return modifyObject("pods", ns, name, change);
+}
+void FakeKubeServer::deletePod(const std::string& ns, const std::string& name) {
+  deleteObject("pods", ns, name);
+}
+std::optional<nlohmann::json> FakeKubeServer::pod(const std::string& ns,
+                                                  const std::string& name) const {
+  return object("pods", ns, name);
+}
+std::vector<nlohmann::json> FakeKubeServer::pods() const {
+  return objects("pods");
+}
 std::optional<nlohmann::json> FakeKubeServer::lease(const std::string& ns,
                                                     const std::string& name) const {
-  return impl_->lease(ns, name);
+  return object("leases", ns, name);
 }
 nlohmann::json FakeKubeServer::putLease(nlohmann::json lease) {
-  return impl_->putLease(std::move(lease));
+  const std::string ns = lease["metadata"].value("namespace", "default");
+  const std::string name = lease["metadata"].value("name", "");
+  return object("leases", ns, name) ? updateObject("leases", std::move(lease))
+                                    : createObject("leases", std::move(lease));
 }
 void FakeKubeServer::dropWatchStreams() {
   impl_->dropWatchStreams();
@@ -874,12 +805,13 @@ void FakeKubeServer::dropWatchStreams() {
 void FakeKubeServer::expireHistory() {
   impl_->expireHistory();
 }
-void FakeKubeServer::failNextRequests(int count, int status, const std::string& pathContains) {
-  impl_->failNextRequests(count, status, pathContains);
+void FakeKubeServer::failNextRequests(int count, int status, const std::string& pathContains,
+                                      const std::string& method) {
+  impl_->failNextRequests(count, status, pathContains, method);
 }
 void FakeKubeServer::delayNextRequests(int count, std::chrono::milliseconds delay,
-                                       const std::string& pathContains) {
-  impl_->delayNextRequests(count, delay, pathContains);
+                                       const std::string& pathContains, const std::string& method) {
+  impl_->delayNextRequests(count, delay, pathContains, method);
 }
 void FakeKubeServer::sendRawWatchLine(const std::string& line) {
   impl_->sendRawWatchLine(line);
@@ -894,6 +826,12 @@ void FakeKubeServer::sendBookmarks() {
 }
 void FakeKubeServer::setBearerToken(const std::string& token) {
   impl_->setBearerToken(token);
+}
+std::vector<ReceivedRequest> FakeKubeServer::requests() const {
+  return impl_->requests();
+}
+void FakeKubeServer::clearRequests() {
+  impl_->clearRequests();
 }
 std::vector<ReceivedPatch> FakeKubeServer::patches() const {
   return impl_->patches();
