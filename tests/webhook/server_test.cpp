@@ -116,7 +116,8 @@ TEST_F(ServerTest, PodWithoutAnnotationsGetsAValidPatch) {
   record(review, "team-a");
   const auto applied = admit(*client, review);
   ASSERT_TRUE(applied.hasPatch);
-  EXPECT_EQ(applied.patchedPod["metadata"]["annotations"].size(), 2u);
+  // The key, the outputs and (annotation delivery) report-outputs-completed.
+  EXPECT_EQ(applied.patchedPod["metadata"]["annotations"].size(), 3u);
 }
 
 TEST_F(ServerTest, NamespacesAreIsolated) {
