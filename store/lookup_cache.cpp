@@ -1,6 +1,7 @@
 #include "store/lookup_cache.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "core/staleness.h"
 
@@ -21,6 +22,11 @@ std::optional<std::string> cacheKeyOf(CacheScope scope, std::string_view ns, std
   return text;
 }
 
+std::size_t footprintOf(const std::string& cacheKey, const CacheEntry& entry) {
+  return sizeof(CacheEntry) + cacheKey.size() + entry.key.size() + entry.namespaceName.size() +
+         entry.podName.size() + entry.executionTemplate.size() + entry.executionOutput.size();
+}
+
 // The store's own rule (sql::kLookup), applied to an entry it returned earlier.
 bool freshFor(const CacheEntry& entry, int64_t podStaleness, int64_t nowInSec) {
   return entry.startedAtInSec >= 0 &&
@@ -34,7 +40,7 @@ RecentHitCache::RecentHitCache(CacheLookup& store, RecentHitCacheOptions options
     : store_(store),
       options_(options),
       now_(now ? std::move(now) : Now([] { return Clock::now(); })),
-      maxPerShard_(std::max<std::size_t>(1, (options.maxEntries + kShards - 1) / kShards)) {}
+      maxBytesPerShard_(options.maxBytes / kShards) {}
 
 std::optional<CacheEntry> RecentHitCache::lookup(CacheScope scope, std::string_view namespaceName,
                                                  std::string_view key, int64_t podStalenessSeconds,
@@ -72,6 +78,7 @@ std::optional<CacheEntry> RecentHitCache::lookupRemembered(CacheScope scope,
     const auto found = shard.entries.find(*cacheKey);
     if (found == shard.entries.end()) return std::nullopt;
     if (now_() - found->second.fetchedAt >= options_.ttl) {
+      shard.bytes -= found->second.bytes;
       shard.entries.erase(found);
       return std::nullopt;
     }
@@ -80,6 +87,15 @@ std::optional<CacheEntry> RecentHitCache::lookupRemembered(CacheScope scope,
   // Not fresh for this pod: the store decides (it may hold a newer recording).
   if (!freshFor(*entry, podStalenessSeconds, nowInSec)) return std::nullopt;
   return *entry;  // the copy is made outside the lock
+}
+
+std::size_t RecentHitCache::bytes() const {
+  std::size_t total = 0;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    total += shard.bytes;
+  }
+  return total;
 }
 
 std::size_t RecentHitCache::size() const {
@@ -97,21 +113,32 @@ RecentHitCache::Shard& RecentHitCache::shardFor(const std::string& cacheKey) {
 
 void RecentHitCache::remember(const std::string& cacheKey, const CacheEntry& entry,
                               Clock::time_point fetchedAt) {
+  const std::size_t bytes = footprintOf(cacheKey, entry);
+  if (bytes > maxBytesPerShard_) return;
   auto shared = std::make_shared<const CacheEntry>(entry);
   Shard& shard = shardFor(cacheKey);
   std::lock_guard lock(shard.mutex);
-  if (shard.entries.size() >= maxPerShard_ && !shard.entries.count(cacheKey)) {
-    // Full: drop what has expired, and if that freed nothing, the oldest.
+  const auto forget = [&shard](auto position) {
+    shard.bytes -= position->second.bytes;
+    return shard.entries.erase(position);
+  };
+  if (const auto previous = shard.entries.find(cacheKey); previous != shard.entries.end()) {
+    forget(previous);
+  }
+  if (shard.bytes + bytes > maxBytesPerShard_) {
+    // Full: drop what has expired, then the oldest, until the new entry fits.
     const auto now = now_();
-    std::erase_if(shard.entries,
-                  [&](const auto& item) { return now - item.second.fetchedAt >= options_.ttl; });
-    if (shard.entries.size() >= maxPerShard_) {
-      shard.entries.erase(std::min_element(
+    for (auto it = shard.entries.begin(); it != shard.entries.end();) {
+      it = now - it->second.fetchedAt >= options_.ttl ? forget(it) : std::next(it);
+    }
+    while (shard.bytes + bytes > maxBytesPerShard_ && !shard.entries.empty()) {
+      forget(std::min_element(
           shard.entries.begin(), shard.entries.end(),
           [](const auto& a, const auto& b) { return a.second.fetchedAt < b.second.fetchedAt; }));
     }
   }
-  shard.entries.insert_or_assign(cacheKey, Remembered{std::move(shared), fetchedAt});
+  shard.entries.emplace(cacheKey, Remembered{std::move(shared), fetchedAt, bytes});
+  shard.bytes += bytes;
 }
 
 }  // namespace kcache::store

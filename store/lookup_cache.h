@@ -34,8 +34,10 @@ namespace kcache::store {
 struct RecentHitCacheOptions {
   // How long an entry the store returned may be served from memory. Zero disables the cache.
   std::chrono::milliseconds ttl{2000};
-  // Upper bound on remembered entries (spread over the shards); beyond it the oldest go first.
-  std::size_t maxEntries = 4096;
+  // Upper bound on the memory the remembered entries take (their strings, spread evenly over the
+  // shards); beyond it the expired and then the oldest go first. An entry larger than a shard's
+  // share is not remembered.
+  std::size_t maxBytes = 8 * 1024 * 1024;
 };
 
 class RecentHitCache : public CacheLookup {
@@ -59,16 +61,19 @@ class RecentHitCache : public CacheLookup {
                                              int64_t nowInSec);
 
   bool enabled() const { return options_.ttl.count() > 0; }
-  std::size_t size() const;
+  std::size_t size() const;   // entries remembered now
+  std::size_t bytes() const;  // what they take, as counted against maxBytes
 
  private:
   struct Remembered {
     std::shared_ptr<const CacheEntry> entry;
     Clock::time_point fetchedAt;
+    std::size_t bytes = 0;
   };
   struct Shard {
     mutable std::mutex mutex;
     std::unordered_map<std::string, Remembered> entries;
+    std::size_t bytes = 0;
   };
   static constexpr std::size_t kShards = 16;
 
@@ -78,7 +83,7 @@ class RecentHitCache : public CacheLookup {
   CacheLookup& store_;
   RecentHitCacheOptions options_;
   Now now_;
-  std::size_t maxPerShard_;
+  std::size_t maxBytesPerShard_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -122,8 +122,9 @@ TEST_F(LookupCacheTest, AZeroTtlDisablesTheCache) {
   EXPECT_FALSE(lookUp("team-a", 1).has_value());
 }
 
-TEST_F(LookupCacheTest, TheNumberOfRememberedEntriesIsBounded) {
-  cache({kTtl, 32});
+TEST_F(LookupCacheTest, TheMemoryOfRememberedEntriesIsBounded) {
+  constexpr std::size_t kBudget = 16 * 1024;  // 1 KiB per shard: two or three entries each
+  cache({kTtl, kBudget});
   for (char c : std::string("0123456789abcdef")) {
     for (const char* ns : {"team-a", "team-b", "team-c", "team-d"}) {
       store().record(CacheScope::kNamespace, makeEntry(keyOf(c), ns, kRecordedAt));
@@ -131,7 +132,18 @@ TEST_F(LookupCacheTest, TheNumberOfRememberedEntriesIsBounded) {
     }
   }
   EXPECT_GT(cache().size(), 0u);
-  EXPECT_LE(cache().size(), 32u);
+  EXPECT_LT(cache().size(), 64u);
+  EXPECT_LE(cache().bytes(), kBudget);
+}
+
+TEST_F(LookupCacheTest, AnEntryLargerThanItsShareIsNotRemembered) {
+  store().record(CacheScope::kNamespace,
+                 makeEntry(keyOf('a'), "team-a", kRecordedAt, -1,
+                           "{\"outputs\":\"" + std::string(4096, 'x') + "\"}"));
+  cache({kTtl, 16 * 1024});
+  ASSERT_TRUE(lookUp("team-a", 1).has_value());
+  EXPECT_EQ(cache().size(), 0u);
+  EXPECT_FALSE(remembered("team-a", 1).has_value());
 }
 
 TEST_F(LookupCacheTest, HitsAreNotedInTheStore) {
