@@ -189,7 +189,7 @@ class FakeKubeServer::Impl {
     std::lock_guard lock(mutex_);
     const ResourceInfo type =
         store_.resource(plural, stringField(object, "apiVersion"), stringField(object, "kind"));
-    return changed(store_.create(type, ns, std::move(object), false), "create", plural, ns);
+    return applied(store_.create(type, ns, std::move(object), false), "create", plural, ns);
   }
 
   json updateObject(const std::string& plural, json object) {
@@ -209,7 +209,7 @@ class FakeKubeServer::Impl {
   void deleteObject(const std::string& plural, const std::string& ns, const std::string& name) {
     std::lock_guard lock(mutex_);
     if (!store_.object(plural, ns, name)) return;
-    changed(store_.remove(store_.resource(plural), ns, name, nullptr, false), "delete", plural,
+    applied(store_.remove(store_.resource(plural), ns, name, nullptr, false), "delete", plural,
             ns + "/" + name);
   }
 
@@ -307,7 +307,7 @@ class FakeKubeServer::Impl {
 
   // Called with mutex_ held: wakes the watch streams after a test-side change, or throws with
   // the Status message when the store refused it.
-  json changed(ApiResult result, const std::string& verb, const std::string& plural,
+  json applied(ApiResult result, const std::string& verb, const std::string& plural,
                const std::string& what) {
     if (!result.ok()) {
       throw std::logic_error("fake kube: " + verb + " " + plural + " " + what + ": " +
@@ -325,9 +325,10 @@ class FakeKubeServer::Impl {
     json& metadata = object["metadata"];
     const std::string ns = metadata.value("namespace", "default");
     const std::string name = metadata.value("name", "");
+    const std::optional<json> current = store_.object(plural, ns, name);
     metadata.erase("uid");
-    metadata.erase("resourceVersion");
-    return changed(store_.update(store_.resource(plural), ns, name, std::move(object), false),
+    if (current) metadata["resourceVersion"] = (*current)["metadata"]["resourceVersion"];
+    return applied(store_.update(store_.resource(plural), ns, name, std::move(object), false),
                    "update", plural, ns + "/" + name);
   }
 

@@ -142,6 +142,11 @@ std::string ResourceInfo::group() const {
   return slash == std::string::npos ? "" : apiVersion.substr(0, slash);
 }
 
+bool ResourceInfo::builtIn() const {
+  const std::string g = group();
+  return g.find('.') == std::string::npos || g.ends_with(".k8s.io");
+}
+
 std::string ResourceInfo::qualifiedName() const {
   const std::string g = group();
   return g.empty() ? plural : plural + "." + g;
@@ -273,6 +278,13 @@ ApiResult ObjectStore::update(const ResourceInfo& type, const std::string& ns,
   if (it == objects.end()) return notFound(type, name);
   const json& current = it->second["metadata"];
   if (auto failed = preconditionFailure(type, name, current, metadata)) return *failed;
+  if (!type.builtIn() && stringField(metadata, "resourceVersion").empty()) {
+    return {422, statusObject(422, "Invalid",
+                              type.kind + "." + type.group() + " \"" + name +
+                                  "\" is invalid: metadata.resourceVersion: Invalid value: 0x0: "
+                                  "must be specified for an update",
+                              details(type, name))};
+  }
   if (stringField(object, "kind").empty()) object["kind"] = type.kind;
   if (stringField(object, "apiVersion").empty()) object["apiVersion"] = type.apiVersion;
   metadata["name"] = name;

@@ -32,6 +32,9 @@ struct ResourceInfo {
   std::string kind;
 
   std::string group() const;  // "" for the core group
+  // Built into Kubernetes (core, "apps", "*.k8s.io") rather than a custom resource such as
+  // Argo's: custom resources refuse an update without a resourceVersion.
+  bool builtIn() const;
   // "pods", "leases.coordination.k8s.io": how the API server names a resource in messages.
   std::string qualifiedName() const;
 };

@@ -391,6 +391,24 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(info.param.kind);
     });
 
+TEST(CustomResources, UpdateWithoutAResourceVersionIsInvalidOnlyForThem) {
+  FakeKubeServer server;
+  auto api = makeKubeClient(configFor(server));
+  api->create(resources::kWorkflowTaskResults, "ns", taskResult("ns", "a", "wf"));
+  api->create(resources::kConfigMaps, "ns", configMap("ns", "a", "1"));
+  // Argo's CRDs, as every custom resource, refuse an unconditional update; ConfigMaps take it.
+  const KubeApiError error = apiErrorOf(
+      [&] { api->update(resources::kWorkflowTaskResults, "ns", "a", taskResult("ns", "a", "x")); });
+  EXPECT_EQ(error.status(), 422);
+  EXPECT_EQ(error.reason(), "Invalid");
+  EXPECT_EQ(
+      server.object("workflowtaskresults", "ns", "a").value()["metadata"]["labels"][kWorkflowLabel],
+      "wf");
+  EXPECT_EQ(
+      api->update(resources::kConfigMaps, "ns", "a", configMap("ns", "a", "2"))["data"]["template"],
+      "2");
+}
+
 // ----- lists -----
 
 class TaskResultLists : public ::testing::Test {
