@@ -294,7 +294,7 @@ ApiResult ObjectStore::update(const ResourceInfo& type, const std::string& ns,
     metadata["resourceVersion"] = current["resourceVersion"];
     return {200, object};
   }
-  json previous = it->second;
+  json previous = std::move(it->second);  // replaced right below
   return {200, store(objects, it->first, std::move(object), type.plural, "MODIFIED",
                      std::move(previous))};
 }
@@ -317,7 +317,7 @@ ApiResult ObjectStore::mergePatch(const ResourceInfo& type, const std::string& n
   }
   for (const char* field : {"kind", "apiVersion"}) patched[field] = it->second[field];
   if (dryRun) return {200, patched};
-  json previous = it->second;
+  json previous = std::move(it->second);  // replaced right below
   return {200, store(objects, it->first, std::move(patched), type.plural, "MODIFIED",
                      std::move(previous))};
 }
