@@ -47,37 +47,28 @@ size_t PodRecorder::queued() const {
   return queue_.size();
 }
 
-void PodRecorder::onPod(const nlohmann::json& pod) {
-  const PodIdentity identity = identityOf(pod);
-  const std::string id = trackingId(identity);
-  if (!cacheIdLabel(pod).value_or("").empty()) {
-    // Labelled: by us earlier, or a cache hit. Nothing left to remember unless still queued.
-    std::lock_guard lock(mutex_);
-    if (const auto it = known_.find(id); it != known_.end() && it->second == State::kLabelled) {
-      known_.erase(it);
-    }
-    return;
-  }
-  auto plan = planRecording(pod, config_.staleness, clock_());
-  if (!plan) {
-    if (plan.error() == SkipReason::kInvalidKey) {
-      spdlog::warn("watcher: not recording pod {}/{}: {}", identity.namespaceName, identity.name,
-                   toString(plan.error()));
-    }
-    return;
-  }
+void PodRecorder::enqueue(RecordingPlan plan) {
+  const std::string id = trackingId(plan.pod);
+  plan.entry.recordedAtInSec = clock_();
   std::lock_guard lock(mutex_);
   if (!known_.emplace(id, State::kQueued).second) return;  // queued or labelled already
   const auto now = std::chrono::steady_clock::now();
-  Work work{std::move(*plan), std::nullopt, 0, Backoff(config_.retryBackoff), now, now, false};
+  Work work{std::move(plan), std::nullopt, 0, Backoff(config_.retryBackoff), now, now, false};
   queue_.emplace(id, std::move(work));
   wakeUp_.notify_all();
 }
 
-void PodRecorder::onPodDeleted(const nlohmann::json& pod) {
-  const std::string id = trackingId(identityOf(pod));
+void PodRecorder::onPodLabelled(const PodIdentity& pod) {
   std::lock_guard lock(mutex_);
-  const auto it = known_.find(id);
+  if (const auto it = known_.find(trackingId(pod));
+      it != known_.end() && it->second == State::kLabelled) {
+    known_.erase(it);
+  }
+}
+
+void PodRecorder::onPodDeleted(const PodIdentity& pod) {
+  std::lock_guard lock(mutex_);
+  const auto it = known_.find(trackingId(pod));
   // A queued pod is kept: its outputs are still worth recording, only the patch will fail.
   if (it != known_.end() && it->second == State::kLabelled) known_.erase(it);
 }

@@ -1,7 +1,8 @@
 #pragma once
-// Records completed pods in the store and labels them with their entry id. Store writes and
-// patches run on a worker thread with per-pod retries and backoff, so a slow store or API server
-// never blocks the informer; pods already in hand are not recorded twice.
+// Records planned steps (join.h decides what and when) in the store and labels their pods with the
+// entry id. Store writes and patches run on a worker thread with per-pod retries and backoff, so
+// a slow store or API server never blocks the informers; pods already in hand are not recorded
+// twice.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -16,7 +18,6 @@
 #include "kube/kube_api.h"
 #include "store/cache_store.h"
 #include "watcher/backoff.h"
-#include "watcher/pod_informer.h"
 #include "watcher/recording_plan.h"
 #include "watcher/watcher_metrics.h"
 
@@ -31,12 +32,12 @@ struct RecorderConfig {
   int maxAttempts = 30;
 };
 
-class PodRecorder final : public PodEventHandler {
+class PodRecorder {
  public:
   using Clock = std::function<int64_t()>;  // Unix seconds
   PodRecorder(store::CacheRecorder& store, kube::KubeApi& api, RecorderConfig config,
               WatcherMetrics& metrics, Clock clock = {});
-  ~PodRecorder() override;
+  ~PodRecorder();
   PodRecorder(const PodRecorder&) = delete;
   PodRecorder& operator=(const PodRecorder&) = delete;
 
@@ -45,9 +46,14 @@ class PodRecorder final : public PodEventHandler {
   // leader's list finds them again).
   void stop();
 
-  void onPod(const nlohmann::json& pod) override;
-  void onPodDeleted(const nlohmann::json& pod) override;
-  void onListed(const std::set<std::string>& trackingIds) override;
+  // Queues `plan` unless its pod is queued or labelled already. The recording time is the
+  // recorder's clock now.
+  void enqueue(RecordingPlan plan);
+  // The pod was seen with a cache_id label (by us, or a cache hit): no need to remember it.
+  void onPodLabelled(const PodIdentity& pod);
+  void onPodDeleted(const PodIdentity& pod);
+  // After a complete list of pods: the tracking ids of every pod it held.
+  void onListed(const std::set<std::string>& trackingIds);
 
   size_t queued() const;
   // Pods remembered as queued or labelled-but-not-yet-seen-labelled (bounded by the live pods).

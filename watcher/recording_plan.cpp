@@ -42,10 +42,12 @@ std::string_view toString(SkipReason reason) {
   switch (reason) {
     case SkipReason::kNotAPod:
       return "not a pod";
-    case SkipReason::kNotCompleted:
-      return "not completed successfully";
+    case SkipReason::kNotSucceeded:
+      return "not succeeded with main exiting 0";
     case SkipReason::kAlreadyLabelled:
       return "cache_id already set";
+    case SkipReason::kReplay:
+      return "reused from cache";
     case SkipReason::kNoKey:
       return "no execution key annotation";
     case SkipReason::kInvalidKey:
@@ -65,15 +67,21 @@ std::string trackingId(const PodIdentity& pod) {
   return pod.uid.empty() ? pod.namespaceName + "/" + pod.name : pod.uid;
 }
 
+std::string nodeIdOf(const nlohmann::json& pod) {
+  const nlohmann::json* metadata = metadataOf(pod);
+  const nlohmann::json* annotations = metadata ? member(*metadata, "annotations") : nullptr;
+  return stringMember(annotations, contract::kArgoNodeIdAnnotation).value_or("");
+}
+
 std::optional<std::string> cacheIdLabel(const nlohmann::json& pod) {
   const nlohmann::json* metadata = metadataOf(pod);
   const nlohmann::json* labels = metadata ? member(*metadata, "labels") : nullptr;
   return stringMember(labels, contract::kCacheIdLabel);
 }
 
-core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& pod,
-                                                        const core::StalenessPolicy& staleness,
-                                                        int64_t nowInSec) {
+core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json& pod,
+                                                           const core::StalenessPolicy& staleness,
+                                                           int64_t nowInSec) {
   PodIdentity identity = identityOf(pod);
   if (identity.name.empty() || identity.namespaceName.empty()) {
     return core::Unexpected(SkipReason::kNotAPod);
@@ -83,12 +91,14 @@ core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& po
   const nlohmann::json* annotations = member(*metadata, "annotations");
   const nlohmann::json* status = member(pod, "status");
 
-  if (stringMember(labels, contract::kArgoCompletedLabel) != contract::kTrue ||
-      stringMember(status, "phase") != contract::kPhaseSucceeded) {
-    return core::Unexpected(SkipReason::kNotCompleted);
+  if (stringMember(status, "phase") != contract::kPhaseSucceeded || mainExitCode(pod) != 0) {
+    return core::Unexpected(SkipReason::kNotSucceeded);
   }
   if (!stringMember(labels, contract::kCacheIdLabel).value_or("").empty()) {
     return core::Unexpected(SkipReason::kAlreadyLabelled);
+  }
+  if (!stringMember(labels, contract::kReusedFromCacheLabel).value_or("").empty()) {
+    return core::Unexpected(SkipReason::kReplay);
   }
   const auto key = stringMember(annotations, contract::kExecutionCacheKeyAnnotation);
   if (!key) return core::Unexpected(SkipReason::kNoKey);
@@ -96,21 +106,59 @@ core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& po
 
   RecordingPlan plan;
   plan.pod = std::move(identity);
+  plan.nodeId = nodeIdOf(pod);
+  plan.metadataExecutionId = stringMember(labels, contract::kMetadataExecutionIdLabel).value_or("");
   store::NewEntry& entry = plan.entry;
   entry.key = *key;
   entry.namespaceName = plan.pod.namespaceName;
   entry.podName = plan.pod.name;
   const auto found = core::findArgoTemplate(pod);
   entry.executionTemplate = found ? found->argoTemplate : "";
-  entry.executionOutput = core::encodeExecutionOutput(
-      core::StepOutputs{stringMember(annotations, contract::kArgoOutputsAnnotation).value_or(""),
-                        stringMember(labels, contract::kMetadataExecutionIdLabel).value_or("")});
   const auto annotation = stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
   entry.maxCacheStaleness = staleness.forRecording(
       annotation ? std::optional<std::string_view>(*annotation) : std::nullopt);
   entry.runDurationSeconds = runDurationSeconds(pod);
   entry.recordedAtInSec = nowInSec;
   return plan;
+}
+
+std::optional<std::string> annotationOutputs(const nlohmann::json& pod) {
+  const nlohmann::json* metadata = metadataOf(pod);
+  const nlohmann::json* annotations = metadata ? member(*metadata, "annotations") : nullptr;
+  auto outputs = stringMember(annotations, contract::kArgoOutputsAnnotation);
+  if (!outputs) return std::nullopt;
+  // 3.5.2+ executors that fell back to the annotation mark it final separately.
+  const auto completed = stringMember(annotations, contract::kArgoReportOutputsCompleted);
+  if (completed && *completed != contract::kTrue) return std::nullopt;
+  return outputs;
+}
+
+void setOutputs(RecordingPlan& plan, const std::string& argoOutputs) {
+  plan.entry.executionOutput =
+      core::encodeExecutionOutput(core::StepOutputs{argoOutputs, plan.metadataExecutionId});
+}
+
+core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& pod,
+                                                        const core::StalenessPolicy& staleness,
+                                                        int64_t nowInSec) {
+  auto plan = planPodRecording(pod, staleness, nowInSec);
+  if (plan) setOutputs(*plan, annotationOutputs(pod).value_or(""));
+  return plan;
+}
+
+std::optional<int64_t> mainExitCode(const nlohmann::json& pod) {
+  const nlohmann::json* status = member(pod, "status");
+  const nlohmann::json* statuses = status ? member(*status, "containerStatuses") : nullptr;
+  if (statuses == nullptr || !statuses->is_array()) return std::nullopt;
+  for (const auto& containerStatus : *statuses) {
+    if (stringMember(&containerStatus, "name") != contract::kArgoMainContainer) continue;
+    const nlohmann::json* state = member(containerStatus, "state");
+    const nlohmann::json* terminated = state ? member(*state, "terminated") : nullptr;
+    const nlohmann::json* exitCode = terminated ? member(*terminated, "exitCode") : nullptr;
+    if (exitCode == nullptr || !exitCode->is_number_integer()) return std::nullopt;
+    return exitCode->get<int64_t>();
+  }
+  return std::nullopt;
 }
 
 int64_t runDurationSeconds(const nlohmann::json& pod) {

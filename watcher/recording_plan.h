@@ -1,6 +1,8 @@
 #pragma once
 // What the watcher records for a pod, decided without I/O (KFP-SEMANTICS.md section 5, with
-// kcache's additions: namespace, pod name, run duration).
+// kcache's additions: namespace, pod name, run duration; ARGO-OUTPUTS.md section 5 for when a
+// pod is ready). The outputs come from the pod's annotation (old Argo) or from its task result
+// (join.h); either way they end up in the same ExecutionOutput shape.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,12 +25,15 @@ struct PodIdentity {
 struct RecordingPlan {
   PodIdentity pod;
   store::NewEntry entry;
+  std::string nodeId;               // workflows.argoproj.io/node-id, "" when absent
+  std::string metadataExecutionId;  // the pod's metadata_execution_id label, "" when absent
 };
 
 enum class SkipReason {
   kNotAPod,          // no metadata.name / namespace
-  kNotCompleted,     // not completed=true with phase Succeeded
+  kNotSucceeded,     // phase is not Succeeded, or `main` did not terminate with exit code 0
   kAlreadyLabelled,  // cache_id is set: recorded before, or a cache hit
+  kReplay,           // reused_from_cache is set: a cache hit's pod
   kNoKey,            // no execution key annotation
   kInvalidKey,       // the annotation is not 64 lower-case hex characters
 };
@@ -40,13 +45,38 @@ PodIdentity identityOf(const nlohmann::json& pod);
 // pod), namespace/name only when a pod has no uid.
 std::string trackingId(const PodIdentity& pod);
 
+// Annotation workflows.argoproj.io/node-id, "" when absent.
+std::string nodeIdOf(const nlohmann::json& pod);
+
 // The cache_id label value, nullopt when the label is absent.
 std::optional<std::string> cacheIdLabel(const nlohmann::json& pod);
 
-// Whether `pod` should be recorded now, and with what. `nowInSec` is the recording time.
+// The pod side: whether `pod` is ready to be recorded (phase Succeeded, `main` exited 0, not a
+// replay, carries a key, not labelled yet), and everything of its entry except the outputs
+// (entry.executionOutput stays empty until setOutputs). `nowInSec` is the recording time. The
+// `workflows.argoproj.io/completed` label plays no part: podGC may delete a pod before Argo
+// sets it (ARGO-OUTPUTS.md 2.6).
+core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json& pod,
+                                                           const core::StalenessPolicy& staleness,
+                                                           int64_t nowInSec);
+
+// The pod annotation workflows.argoproj.io/outputs when it is usable: present, and, if the pod
+// also carries annotation workflows.argoproj.io/report-outputs-completed (3.5.2+ executors),
+// that one is "true". nullopt otherwise.
+std::optional<std::string> annotationOutputs(const nlohmann::json& pod);
+
+// Fills entry.executionOutput (core::encodeExecutionOutput) from the Argo outputs JSON text and
+// the plan's metadata_execution_id.
+void setOutputs(RecordingPlan& plan, const std::string& argoOutputs);
+
+// The pod alone (the annotation path, and `cachectl record`): planPodRecording with the usable
+// outputs annotation, or "" when there is none.
 core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& pod,
                                                         const core::StalenessPolicy& staleness,
                                                         int64_t nowInSec);
+
+// Exit code of the `main` container's terminated state, nullopt when it has not terminated.
+std::optional<int64_t> mainExitCode(const nlohmann::json& pod);
 
 // Seconds between the main container's state.terminated startedAt and finishedAt (else the
 // first terminated container's); 0 when unknown.

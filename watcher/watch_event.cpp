@@ -32,7 +32,8 @@ std::string_view toString(WatchEventType type) {
   return "UNKNOWN";
 }
 
-core::Expected<WatchEvent, std::string> parseWatchEvent(std::string_view line) {
+core::Expected<WatchEvent, std::string> parseWatchEvent(std::string_view line,
+                                                        std::string_view expectedKind) {
   nlohmann::json parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return core::Unexpected(std::string("not JSON"));
   if (!parsed.is_object()) return core::Unexpected(std::string("not a JSON object"));
@@ -50,8 +51,9 @@ core::Expected<WatchEvent, std::string> parseWatchEvent(std::string_view line) {
   if (event.type == WatchEventType::kError) return event;
 
   const auto kind = event.object.find("kind");
-  if (kind != event.object.end() && (!kind->is_string() || *kind != "Pod")) {
-    return core::Unexpected("object is not a Pod (kind " + kind->dump() + ")");
+  if (kind != event.object.end() && (!kind->is_string() || *kind != expectedKind)) {
+    return core::Unexpected("object is not a " + std::string(expectedKind) + " (kind " +
+                            kind->dump() + ")");
   }
   const auto metadata = event.object.find("metadata");
   if (metadata == event.object.end() || !metadata->is_object()) {
@@ -62,7 +64,7 @@ core::Expected<WatchEvent, std::string> parseWatchEvent(std::string_view line) {
   if (event.type != WatchEventType::kBookmark) {
     const auto name = metadata->find("name");
     if (name == metadata->end() || !name->is_string()) {
-      return core::Unexpected(std::string("pod has no name"));
+      return core::Unexpected(std::string("object has no name"));
     }
   } else if (event.resourceVersion.empty()) {
     return core::Unexpected(std::string("bookmark without resourceVersion"));

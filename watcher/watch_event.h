@@ -14,14 +14,15 @@ std::string_view toString(WatchEventType type);
 
 struct WatchEvent {
   WatchEventType type;
-  nlohmann::json object;  // a Pod, a bookmark's partial Pod, or a Status for ERROR
+  nlohmann::json object;  // the object, a bookmark's partial object, or a Status for ERROR
   // metadata.resourceVersion of the object ("" for ERROR).
   std::string resourceVersion;
 };
 
 // Rejects (with a reason for the log) lines that are not JSON, event types this watcher does not
-// know, and ADDED/MODIFIED/DELETED/BOOKMARK objects that are not pods.
-core::Expected<WatchEvent, std::string> parseWatchEvent(std::string_view line);
+// know, and ADDED/MODIFIED/DELETED/BOOKMARK objects whose kind (when given) is not `expectedKind`.
+core::Expected<WatchEvent, std::string> parseWatchEvent(std::string_view line,
+                                                        std::string_view expectedKind = "Pod");
 
 // For ERROR events: the Status code (410 for an expired resource version), 0 when absent.
 int statusCode(const nlohmann::json& status);

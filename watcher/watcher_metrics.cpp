@@ -1,17 +1,57 @@
 #include "watcher/watcher_metrics.h"
 
-#include <string>
-
 namespace kcache::watcher {
 
+InformerMetrics::InformerMetrics(core::MetricsRegistry& registry, const std::string& prefix,
+                                 const std::string& objects)
+    : malformedEvents(
+          registry.counter(prefix + "malformed_events_total",
+                           "Watch stream lines skipped as malformed (" + objects + ")")),
+      lists(registry.counter(prefix + "lists_total", "Full lists of " + objects)),
+      relists(registry.counter(prefix + "relists_total",
+                               "Lists of " + objects + " forced by 410 Gone or an ERROR event")),
+      watchRestarts(
+          registry.counter(prefix + "watch_restarts_total",
+                           "Watches of " + objects + " resumed after the stream ended or broke")) {
+  for (WatchEventType type :
+       {WatchEventType::kAdded, WatchEventType::kModified, WatchEventType::kDeleted,
+        WatchEventType::kBookmark, WatchEventType::kError}) {
+    events[static_cast<size_t>(type)] = &registry.counter(
+        prefix + "events_total", "Watch events received by type (" + objects + ")",
+        {{"type", std::string(toString(type))}});
+  }
+}
+
+JoinMetrics::JoinMetrics(core::MetricsRegistry& registry)
+    : taskResultsLive(registry.gauge("kcache_watcher_taskresults_live",
+                                     "Argo task results currently known to exist")),
+      taskResultsBuffered(
+          registry.gauge("kcache_watcher_taskresults_buffered",
+                         "Final Argo task results kept in memory after their DELETE event")),
+      bufferEvictions(registry.counter(
+          "kcache_watcher_taskresult_buffer_evictions_total",
+          "Deleted task results dropped before their retention ended, to stay within the cap")),
+      podsWaiting(registry.gauge("kcache_watcher_pods_waiting_for_taskresult",
+                                 "Succeeded pods waiting for their final task result")),
+      joins(registry.counter("kcache_watcher_taskresult_joins_total",
+                             "Succeeded pods matched with their final task result")),
+      recordedFromTaskResult(registry.counter("kcache_watcher_steps_planned_total",
+                                              "Steps handed to the recorder, by outputs source",
+                                              {{"source", "taskresult"}})),
+      recordedFromAnnotation(registry.counter("kcache_watcher_steps_planned_total",
+                                              "Steps handed to the recorder, by outputs source",
+                                              {{"source", "annotation"}})),
+      recordedWithoutOutputs(registry.counter("kcache_watcher_steps_planned_total",
+                                              "Steps handed to the recorder, by outputs source",
+                                              {{"source", "none"}})),
+      abandoned(
+          registry.counter("kcache_watcher_steps_abandoned_total",
+                           "Succeeded pods not recorded: their task result never became final")) {}
+
 WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)
-    : malformedEvents(registry.counter("kcache_watcher_malformed_events_total",
-                                       "Watch stream lines skipped as malformed")),
-      lists(registry.counter("kcache_watcher_lists_total", "Full lists of tagged pods")),
-      relists(registry.counter("kcache_watcher_relists_total",
-                               "Lists forced by 410 Gone or an ERROR event")),
-      watchRestarts(registry.counter("kcache_watcher_watch_restarts_total",
-                                     "Watches resumed after the stream ended or broke")),
+    : pods(registry, "kcache_watcher_", "tagged pods"),
+      taskResults(registry, "kcache_watcher_taskresult_", "Argo task results"),
+      join(registry),
       entriesRecorded(registry.counter("kcache_watcher_entries_recorded_total",
                                        "Completed steps recorded in the store")),
       recordFailures(registry.counter("kcache_watcher_record_failures_total",
@@ -28,14 +68,6 @@ WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)
           {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})),
       gcRuns(registry.counter("kcache_watcher_gc_runs_total", "Garbage collections started")),
       gcFailures(
-          registry.counter("kcache_watcher_gc_failures_total", "Garbage collections failed")) {
-  for (WatchEventType type :
-       {WatchEventType::kAdded, WatchEventType::kModified, WatchEventType::kDeleted,
-        WatchEventType::kBookmark, WatchEventType::kError}) {
-    events[static_cast<size_t>(type)] =
-        &registry.counter("kcache_watcher_events_total", "Watch events received by type",
-                          {{"type", std::string(toString(type))}});
-  }
-}
+          registry.counter("kcache_watcher_gc_failures_total", "Garbage collections failed")) {}
 
 }  // namespace kcache::watcher

@@ -1,22 +1,50 @@
 #pragma once
 // The watcher's metrics, registered once in the process registry and shared by its parts.
 #include <array>
+#include <string>
 
 #include "core/metrics.h"
 #include "watcher/watch_event.h"
 
 namespace kcache::watcher {
 
-struct WatcherMetrics {
-  explicit WatcherMetrics(core::MetricsRegistry& registry);
+// One informer's stream. The pod stream keeps the names it always had
+// (kcache_watcher_events_total, ...); the task result stream's names carry a prefix
+// (kcache_watcher_taskresult_events_total, ...).
+struct InformerMetrics {
+  InformerMetrics(core::MetricsRegistry& registry, const std::string& prefix,
+                  const std::string& objects);
 
   core::Counter& event(WatchEventType type) { return *events[static_cast<size_t>(type)]; }
 
-  std::array<core::Counter*, 5> events{};  // kcache_watcher_events_total{type}
-  core::Counter& malformedEvents;          // lines skipped: not JSON, unknown type, not a pod
+  std::array<core::Counter*, 5> events{};  // <prefix>events_total{type}
+  core::Counter& malformedEvents;          // lines skipped: not JSON, unknown type, wrong kind
   core::Counter& lists;                    // full lists, the first one included
   core::Counter& relists;                  // lists after 410 Gone or an ERROR event
   core::Counter& watchRestarts;            // watches resumed after a stream ended or broke
+};
+
+// Joining task results to pods (join.h).
+struct JoinMetrics {
+  explicit JoinMetrics(core::MetricsRegistry& registry);
+
+  core::Gauge& taskResultsLive;      // task results currently known to exist
+  core::Gauge& taskResultsBuffered;  // final task results kept after their DELETE event
+  core::Counter& bufferEvictions;    // buffered task results dropped early to stay within the cap
+  core::Gauge& podsWaiting;          // ready pods waiting for their task result
+  core::Counter& joins;              // ready pods matched with a final task result
+  core::Counter& recordedFromTaskResult;  // kcache_watcher_steps_planned_total{source=...}
+  core::Counter& recordedFromAnnotation;
+  core::Counter& recordedWithoutOutputs;  // no task result within the wait, no annotation
+  core::Counter& abandoned;               // ready pods whose task result never became final
+};
+
+struct WatcherMetrics {
+  explicit WatcherMetrics(core::MetricsRegistry& registry);
+
+  InformerMetrics pods;
+  InformerMetrics taskResults;
+  JoinMetrics join;
   core::Counter& entriesRecorded;
   core::Counter& recordFailures;
   core::Counter& patches;

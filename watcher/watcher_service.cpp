@@ -1,6 +1,11 @@
 #include "watcher/watcher_service.h"
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
+
+#include "watcher/step_joiner.h"
+#include "watcher/task_result.h"
 
 namespace kcache::watcher {
 
@@ -52,16 +57,37 @@ int64_t WatcherService::completedLists() const {
   return informer_ ? informer_->completedLists() : 0;
 }
 
+int64_t WatcherService::completedTaskResultLists() const {
+  std::lock_guard lock(informerMutex_);
+  return taskResultInformer_ ? taskResultInformer_->completedLists() : 0;
+}
+
 void WatcherService::lead(std::stop_token stop) {
   spdlog::info(
       "watcher: starting to watch tagged pods in {}",
       config_.informer.namespaceName.empty() ? "all namespaces" : config_.informer.namespaceName);
   PodRecorder recorder(store_, *api_, config_.recorder, metrics_);
   recorder.start();
-  PodInformer informer(*api_, config_.informer, recorder, metrics_);
+  StepJoiner joiner(recorder, config_.join, config_.recorder.staleness, metrics_.join);
+  joiner.start();
+  Informer informer(*api_, config_.informer, joiner.pods(), metrics_.pods);
+  std::optional<Informer> taskResultInformer;
+  if (config_.watchTaskResults) {
+    InformerConfig taskResults = config_.informer;
+    taskResults.resource = kube::resources::kWorkflowTaskResults;
+    taskResults.kind = "WorkflowTaskResult";
+    taskResults.labelSelector = taskResultSelector();
+    taskResultInformer.emplace(*api_, taskResults, joiner.taskResults(), metrics_.taskResults);
+  }
   {
     std::lock_guard lock(informerMutex_);
     informer_ = &informer;
+    taskResultInformer_ = taskResultInformer ? &*taskResultInformer : nullptr;
+  }
+  std::jthread taskResultThread;
+  if (taskResultInformer) {
+    taskResultThread = std::jthread(
+        [&taskResultInformer](std::stop_token trStop) { taskResultInformer->run(trStop); });
   }
   std::jthread collector;
   if (garbageCollect_ && config_.gcInterval.count() > 0) {
@@ -78,14 +104,20 @@ void WatcherService::lead(std::stop_token stop) {
     });
   }
   informer.run(stop);
+  if (taskResultThread.joinable()) {
+    taskResultThread.request_stop();
+    taskResultThread.join();
+  }
   {
     std::lock_guard lock(informerMutex_);
     informer_ = nullptr;
+    taskResultInformer_ = nullptr;
   }
   if (collector.joinable()) {
     collector.request_stop();
     collector.join();
   }
+  joiner.stop();
   recorder.stop();
   spdlog::info("watcher: stopped watching");
 }

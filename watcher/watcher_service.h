@@ -1,6 +1,6 @@
 #pragma once
-// The watcher as cache-server runs it: leader election, and while leading, the pod informer
-// feeding the recorder plus periodic garbage collection.
+// The watcher as cache-server runs it: leader election, and while leading, the pod and task
+// result informers feeding the join and the recorder, plus periodic garbage collection.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -10,15 +10,20 @@
 #include "core/metrics.h"
 #include "kube/kube_api.h"
 #include "store/cache_store.h"
+#include "watcher/informer.h"
+#include "watcher/join.h"
 #include "watcher/leader_elector.h"
-#include "watcher/pod_informer.h"
 #include "watcher/pod_recorder.h"
 #include "watcher/watcher_metrics.h"
 
 namespace kcache::watcher {
 
 struct WatcherConfig {
-  InformerConfig informer;     // informer.namespaceName is --namespace_to_watch
+  InformerConfig informer;  // the pods; informer.namespaceName is --namespace_to_watch
+  // Also list and watch Argo's workflowtaskresults (same namespace, paging, timeouts and
+  // backoff as the pods) and join them to the pods. Off: the annotation path only.
+  bool watchTaskResults = true;
+  JoinConfig join;             // how long to wait for task results, how many to keep
   RecorderConfig recorder;     // scope and staleness policy
   bool leaderElection = true;  // false: this replica always leads (single replica, tests)
   LeaderElectionConfig election;
@@ -39,8 +44,10 @@ class WatcherService {
   void stop();
 
   bool isLeader() const;
-  // Lists completed by the current leadership term's informer (0 when not leading).
+  // Lists completed by the current leadership term's pod informer (0 when not leading).
   int64_t completedLists() const;
+  // The same for the task result informer.
+  int64_t completedTaskResultLists() const;
 
  private:
   void lead(std::stop_token stop);
@@ -54,7 +61,8 @@ class WatcherService {
   std::atomic<bool> leadingWithoutElection_{false};
 
   mutable std::mutex informerMutex_;
-  PodInformer* informer_ = nullptr;  // the current term's, owned by lead()
+  Informer* informer_ = nullptr;            // the current term's, owned by lead()
+  Informer* taskResultInformer_ = nullptr;  // likewise
   std::jthread thread_;
 };
 

@@ -89,7 +89,7 @@ TEST_F(LeaderElectionTest, ExactlyOneOfTwoLeadsAndTheOtherTakesOverWhenItStopsRe
 
   createCompleted(server_, "first", 1);
   ASSERT_TRUE(waitFor([&] { return !cacheIdOf(server_, "first").empty(); }));
-  EXPECT_EQ(server_.openWatchStreams(), 1);  // only the leader watches
+  EXPECT_EQ(server_.openWatchStreams(), 2);  // only the leader watches (pods and task results)
 
   // The leader stops renewing without giving the lease up, as a killed process would.
   leader->stop();
@@ -116,7 +116,7 @@ TEST_F(LeaderElectionTest, ALeaderThatStopsCleanlyReleasesTheLease) {
 TEST_F(LeaderElectionTest, ALeaderThatLosesTheLeaseStopsWatchingAtOnce) {
   auto a = makeService(electedConfig("replica-a"), registryA_);
   a->start();
-  ASSERT_TRUE(waitFor([&] { return a->isLeader() && server_.openWatchStreams() == 1; }));
+  ASSERT_TRUE(waitFor([&] { return a->isLeader() && server_.openWatchStreams() == 2; }));
   EXPECT_EQ(registryA_.gauge("kcache_watcher_leader", "").value(), 1);
 
   // Another replica takes the lease (as if this one had been partitioned away for a while).
@@ -138,7 +138,7 @@ TEST_F(LeaderElectionTest, ALeaderThatLosesTheLeaseStopsWatchingAtOnce) {
 TEST_F(LeaderElectionTest, ALeaderThatCannotRenewStepsDownAfterTheRenewDeadline) {
   auto a = makeService(electedConfig("replica-a"), registryA_);
   a->start();
-  ASSERT_TRUE(waitFor([&] { return a->isLeader() && server_.openWatchStreams() == 1; }));
+  ASSERT_TRUE(waitFor([&] { return a->isLeader() && server_.openWatchStreams() == 2; }));
   server_.failNextRequests(1000000, 500, "/leases");
   ASSERT_TRUE(waitFor([&] { return !a->isLeader() && server_.openWatchStreams() == 0; }));
   server_.failNextRequests(0);

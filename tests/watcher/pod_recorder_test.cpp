@@ -27,10 +27,10 @@ class PodRecorderTest : public ::testing::Test {
     recorder_->start();
   }
 
-  nlohmann::json completedPod(const std::string& name, int n) {
+  RecordingPlan completedPod(const std::string& name, int n) {
     auto pod = makeTaggedPod("ns", name, keyFor(n));
     markSucceeded(pod, "{}");
-    return server_.createPod(pod);
+    return planRecording(server_.createPod(pod), {}, 0).value();
   }
 
   FakeKubeServer server_;
@@ -43,14 +43,15 @@ class PodRecorderTest : public ::testing::Test {
 
 TEST_F(PodRecorderTest, RepeatedEventsOfOnePodRecordItOnce) {
   const auto pod = completedPod("p", 1);
-  for (int i = 0; i < 5; ++i) recorder_->onPod(pod);
+  for (int i = 0; i < 5; ++i) recorder_->enqueue(pod);
   ASSERT_TRUE(waitFor([&] { return metrics_.patches.value() == 1 && recorder_->queued() == 0; }));
-  for (int i = 0; i < 5; ++i) recorder_->onPod(pod);  // stale events from before the patch
+  for (int i = 0; i < 5; ++i) recorder_->enqueue(pod);  // stale events from before the patch
   EXPECT_EQ(store_.calls(), 1);
   EXPECT_EQ(store_.entries().at(0).recordedAtInSec, 1'800'000'000);
   EXPECT_EQ(recorder_->tracked(), 1u);
   // Seeing the pod labelled ends the need to remember it.
-  recorder_->onPod(server_.pod("ns", "p").value());
+  EXPECT_FALSE(cacheIdLabel(server_.pod("ns", "p").value()).value_or("").empty());
+  recorder_->onPodLabelled(identityOf(server_.pod("ns", "p").value()));
   EXPECT_EQ(recorder_->tracked(), 0u);
   EXPECT_EQ(metrics_.patches.value(), 1);
   EXPECT_EQ(metrics_.queuedToLabelled.snapshot().count, 1u);
@@ -60,7 +61,7 @@ TEST_F(PodRecorderTest, RepeatedEventsOfOnePodRecordItOnce) {
 }
 
 TEST_F(PodRecorderTest, ARelistForgetsLabelledPodsThatAreGone) {
-  recorder_->onPod(completedPod("p", 1));
+  recorder_->enqueue(completedPod("p", 1));
   ASSERT_TRUE(waitFor([&] { return metrics_.patches.value() == 1; }));
   EXPECT_EQ(recorder_->tracked(), 1u);
   recorder_->onListed({"some-other-uid"});
@@ -70,17 +71,17 @@ TEST_F(PodRecorderTest, ARelistForgetsLabelledPodsThatAreGone) {
 TEST_F(PodRecorderTest, GivesUpAfterMaxAttemptsAndTakesThePodBackOnItsNextEvent) {
   store_.failNext(3);
   const auto pod = completedPod("p", 1);
-  recorder_->onPod(pod);
+  recorder_->enqueue(pod);
   ASSERT_TRUE(waitFor([&] { return store_.calls() == 3 && recorder_->tracked() == 0; }));
   EXPECT_EQ(metrics_.recordFailures.value(), 3);
-  recorder_->onPod(pod);
+  recorder_->enqueue(pod);
   ASSERT_TRUE(waitFor([&] { return metrics_.patches.value() == 1; }));
   EXPECT_EQ(store_.entries().size(), 1u);
 }
 
 TEST_F(PodRecorderTest, StoppingDropsQueuedWorkWithoutWaitingForRetries) {
   server_.failNextRequests(1000000, 500, "/pods/");
-  recorder_->onPod(completedPod("p", 1));
+  recorder_->enqueue(completedPod("p", 1));
   ASSERT_TRUE(waitFor([&] { return metrics_.patchFailures.value() >= 1; }));
   recorder_->stop();
   EXPECT_EQ(recorder_->queued(), 0u);

@@ -66,15 +66,27 @@ TEST(RecordingPlan, MissingOutputsAndExecutionIdAreEmptyStrings) {
 TEST(RecordingPlan, SkipsPodsThatAreNotReady) {
   const core::StalenessPolicy policy;
   auto running = makeTaggedPod("n", "p", keyFor(1));
-  EXPECT_EQ(planRecording(running, policy, 0).error(), SkipReason::kNotCompleted);
+  EXPECT_EQ(planRecording(running, policy, 0).error(), SkipReason::kNotSucceeded);
 
   auto failed = completedPod();
   failed["status"]["phase"] = "Failed";
-  EXPECT_EQ(planRecording(failed, policy, 0).error(), SkipReason::kNotCompleted);
+  EXPECT_EQ(planRecording(failed, policy, 0).error(), SkipReason::kNotSucceeded);
 
-  auto notLabelled = completedPod();
-  notLabelled["metadata"]["labels"].erase("workflows.argoproj.io/completed");
-  EXPECT_EQ(planRecording(notLabelled, policy, 0).error(), SkipReason::kNotCompleted);
+  auto mainFailed = completedPod();
+  mainFailed["status"]["containerStatuses"][1]["state"]["terminated"]["exitCode"] = 2;
+  EXPECT_EQ(planRecording(mainFailed, policy, 0).error(), SkipReason::kNotSucceeded);
+
+  auto mainNotTerminated = completedPod();
+  mainNotTerminated["status"]["containerStatuses"][1]["state"] = R"({"running":{}})"_json;
+  EXPECT_EQ(planRecording(mainNotTerminated, policy, 0).error(), SkipReason::kNotSucceeded);
+
+  auto noStatuses = completedPod();
+  noStatuses["status"].erase("containerStatuses");
+  EXPECT_EQ(planRecording(noStatuses, policy, 0).error(), SkipReason::kNotSucceeded);
+
+  auto replay = completedPod();
+  replay["metadata"]["labels"]["pipelines.kubeflow.org/reused_from_cache"] = "true";
+  EXPECT_EQ(planRecording(replay, policy, 0).error(), SkipReason::kReplay);
 
   auto hit = completedPod();
   hit["metadata"]["labels"]["pipelines.kubeflow.org/cache_id"] = "12";
@@ -94,16 +106,60 @@ TEST(RecordingPlan, SkipsPodsThatAreNotReady) {
             SkipReason::kNotAPod);
 }
 
+TEST(RecordingPlan, ArgosCompletedLabelIsNotNeeded) {
+  // podGC may delete a pod before Argo labels it completed=true (ARGO-OUTPUTS.md 2.6).
+  auto pod = completedPod();
+  pod["metadata"]["labels"].erase("workflows.argoproj.io/completed");
+  ASSERT_TRUE(planRecording(pod, {}, 0));
+  pod["metadata"]["labels"]["workflows.argoproj.io/completed"] = "false";
+  EXPECT_TRUE(planRecording(pod, {}, 0));
+}
+
+TEST(RecordingPlan, AnnotationOfNewerExecutorsCountsOnlyWhenReportedComplete) {
+  auto pod = completedPod();
+  EXPECT_EQ(annotationOutputs(pod), R"({"parameters":[{"name":"x","value":"<1>"}]})");
+  pod["metadata"]["annotations"]["workflows.argoproj.io/report-outputs-completed"] = "false";
+  EXPECT_FALSE(annotationOutputs(pod));
+  EXPECT_EQ(
+      core::decodeExecutionOutput(planRecording(pod, {}, 0)->entry.executionOutput)->argoOutputs,
+      "");
+  pod["metadata"]["annotations"]["workflows.argoproj.io/report-outputs-completed"] = "true";
+  EXPECT_TRUE(annotationOutputs(pod));
+  pod["metadata"]["annotations"].erase("workflows.argoproj.io/outputs");
+  EXPECT_FALSE(annotationOutputs(pod));
+}
+
+TEST(RecordingPlan, PodSideCarriesNodeIdAndExecutionIdWithoutOutputs) {
+  auto pod = completedPod();
+  EXPECT_EQ(nodeIdOf(pod), "");
+  pod["metadata"]["annotations"]["workflows.argoproj.io/node-id"] = "wf-1-2345";
+  auto plan = planPodRecording(pod, {}, 5);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->nodeId, "wf-1-2345");
+  EXPECT_EQ(plan->metadataExecutionId, "42");
+  EXPECT_EQ(plan->entry.executionOutput, "");
+  setOutputs(*plan, "{}");
+  EXPECT_EQ(
+      plan->entry.executionOutput,
+      R"({"pipelines.kubeflow.org/metadata_execution_id":"42","workflows.argoproj.io/outputs":"{}"})");
+  EXPECT_EQ(mainExitCode(pod), 0);
+}
+
 TEST(RecordingPlan, OddShapesNeverThrow) {
   auto pod = completedPod();
-  pod["metadata"]["labels"] = "not a map";
-  EXPECT_FALSE(planRecording(pod, {}, 0));
+  pod["metadata"]["labels"] = "not a map";  // read as no labels at all
+  EXPECT_EQ(planRecording(pod, {}, 0)->metadataExecutionId, "");
+  pod["metadata"]["annotations"] = 7;
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kNoKey);
   pod = completedPod();
   pod["status"]["containerStatuses"] = 5;
-  EXPECT_EQ(planRecording(pod, {}, 0)->entry.runDurationSeconds, 0);
+  EXPECT_EQ(runDurationSeconds(pod), 0);
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kNotSucceeded);  // main's exit unknown
   pod["status"]["containerStatuses"] =
-      R"([{"name":"main","state":{"terminated":{"startedAt":"x","finishedAt":3}}}])"_json;
+      R"([{"name":"main","state":{"terminated":{"exitCode":0,"startedAt":"x","finishedAt":3}}}])"_json;
   EXPECT_EQ(planRecording(pod, {}, 0)->entry.runDurationSeconds, 0);
+  pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = "0";
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kNotSucceeded);
 }
 
 TEST(RecordingPlan, RunDurationPrefersMainAndFallsBackToAnyTerminatedContainer) {

@@ -5,7 +5,7 @@
 
 #include "kube/kube_client.h"
 #include "tests/watcher/watcher_test_support.h"
-#include "watcher/pod_informer.h"
+#include "watcher/informer.h"
 
 namespace kcache::watcher {
 namespace {
@@ -18,13 +18,13 @@ using testing::numbered;
 using testing::waitFor;
 
 // Remembers every pod state the informer hands over.
-class CollectingHandler : public PodEventHandler {
+class CollectingHandler : public InformerEventHandler {
  public:
-  void onPod(const nlohmann::json& pod) override {
+  void onObject(const nlohmann::json& pod) override {
     std::lock_guard lock(mutex_);
     names_.insert(pod.at("metadata").value("name", ""));
   }
-  void onPodDeleted(const nlohmann::json& pod) override {
+  void onDeleted(const nlohmann::json& pod) override {
     std::lock_guard lock(mutex_);
     deleted_.insert(pod.at("metadata").value("name", ""));
   }
@@ -54,7 +54,7 @@ class InformerTest : public ::testing::Test {
     config.namespaceName = ns;
     config.pageSize = 2;
     config.backoff = BackoffConfig{std::chrono::milliseconds(20), std::chrono::milliseconds(200)};
-    informer_ = std::make_unique<PodInformer>(*api_, config, handler_, metrics_);
+    informer_ = std::make_unique<Informer>(*api_, config, handler_, metrics_.pods);
     thread_ = std::jthread([this](std::stop_token stop) { informer_->run(stop); });
   }
   void TearDown() override {
@@ -71,7 +71,7 @@ class InformerTest : public ::testing::Test {
   core::MetricsRegistry registry_;
   WatcherMetrics metrics_{registry_};
   CollectingHandler handler_;
-  std::unique_ptr<PodInformer> informer_;
+  std::unique_ptr<Informer> informer_;
   std::jthread thread_;
 };
 
@@ -86,8 +86,8 @@ TEST_F(InformerTest, ListsPageByPageThenWatchesFromTheListVersion) {
   server_.createPod(makeTaggedPod("ns", "new", keyFor(9)));
   server_.deletePod("ns", "p0");
   ASSERT_TRUE(waitFor([&] { return handler_.saw("new") && handler_.sawDeleted("p0"); }));
-  EXPECT_EQ(metrics_.lists.value(), 1);
-  EXPECT_EQ(metrics_.relists.value(), 0);
+  EXPECT_EQ(metrics_.pods.lists.value(), 1);
+  EXPECT_EQ(metrics_.pods.relists.value(), 0);
 }
 
 TEST_F(InformerTest, ResumesFromTheLastSeenVersionAfterADroppedStream) {
@@ -102,7 +102,7 @@ TEST_F(InformerTest, ResumesFromTheLastSeenVersionAfterADroppedStream) {
   ASSERT_GE(server_.watchRequests().size(), 2u);
   EXPECT_EQ(server_.watchRequests()[1].resourceVersion, seen);
   EXPECT_EQ(server_.listRequests(), 1);  // no relist needed
-  EXPECT_GE(metrics_.watchRestarts.value(), 1);
+  EXPECT_GE(metrics_.pods.watchRestarts.value(), 1);
 }
 
 TEST_F(InformerTest, RelistsWhenTheVersionExpired) {
@@ -115,8 +115,8 @@ TEST_F(InformerTest, RelistsWhenTheVersionExpired) {
   server_.expireHistory();  // the resume version is now too old: 410 Gone, then a relist
   ASSERT_TRUE(waitFor([&] { return handler_.saw("missed"); }));
   EXPECT_EQ(server_.listRequests(), 2);
-  EXPECT_EQ(metrics_.relists.value(), 1);
-  EXPECT_EQ(metrics_.event(WatchEventType::kError).value(), 1);
+  EXPECT_EQ(metrics_.pods.relists.value(), 1);
+  EXPECT_EQ(metrics_.pods.event(WatchEventType::kError).value(), 1);
   const std::string relistVersion = std::to_string(server_.resourceVersion());
   EXPECT_TRUE(waitFor([&] { return lastWatchVersion() == relistVersion; }));
 }
@@ -127,7 +127,7 @@ TEST_F(InformerTest, RelistsAfterAnErrorEvent) {
   server_.sendErrorEvent(500, "InternalError", "etcd is sad");
   ASSERT_TRUE(
       waitFor([&] { return server_.listRequests() == 2 && server_.openWatchStreams() == 1; }));
-  EXPECT_EQ(metrics_.relists.value(), 1);
+  EXPECT_EQ(metrics_.pods.relists.value(), 1);
   server_.createPod(makeTaggedPod("ns", "after", keyFor(3)));
   ASSERT_TRUE(waitFor([&] { return handler_.saw("after"); }));
 }
@@ -145,7 +145,7 @@ TEST_F(InformerTest, BookmarksAdvanceTheResumeVersion) {
   server_.dropWatchStreams();
   ASSERT_TRUE(waitFor([&] { return server_.watchRequests().size() >= 2; }));
   EXPECT_EQ(server_.watchRequests()[1].resourceVersion, current);
-  EXPECT_EQ(metrics_.event(WatchEventType::kBookmark).value(), 1);
+  EXPECT_EQ(metrics_.pods.event(WatchEventType::kBookmark).value(), 1);
   EXPECT_FALSE(handler_.saw("o0"));
 }
 
@@ -160,7 +160,7 @@ TEST_F(InformerTest, SkipsMalformedEventsAndKeepsGoing) {
       R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"odd","namespace":"ns","labels":"x"},"status":7}})");
   server_.createPod(makeTaggedPod("ns", "fine", keyFor(4)));
   ASSERT_TRUE(waitFor([&] { return handler_.saw("fine"); }));
-  EXPECT_EQ(metrics_.malformedEvents.value(), 3);
+  EXPECT_EQ(metrics_.pods.malformedEvents.value(), 3);
   EXPECT_FALSE(handler_.saw("cm"));
   EXPECT_TRUE(handler_.saw("odd"));  // a pod of odd shape is the handler's business
   EXPECT_EQ(server_.listRequests(), 1);
@@ -218,7 +218,7 @@ TEST_F(InformerTest, BacksOffWhenEveryWatchFailsAlthoughListsSucceed) {
   InformerConfig config;
   config.namespaceName = "ns";
   config.backoff = BackoffConfig{std::chrono::milliseconds(20), std::chrono::milliseconds(400)};
-  PodInformer informer(api, config, handler_, metrics_);
+  Informer informer(api, config, handler_, metrics_.pods);
   std::jthread thread([&](std::stop_token stop) { informer.run(stop); });
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   thread.request_stop();
@@ -228,8 +228,8 @@ TEST_F(InformerTest, BacksOffWhenEveryWatchFailsAlthoughListsSucceed) {
   EXPECT_GE(api.watches.load(), 3);
   EXPECT_LT(api.watches.load(), 20);
   // Each failed watch is followed by a relist (the stop may land between a list and its watch).
-  EXPECT_GE(metrics_.lists.value(), api.watches.load());
-  EXPECT_LE(metrics_.lists.value(), api.watches.load() + 1);
+  EXPECT_GE(metrics_.pods.lists.value(), api.watches.load());
+  EXPECT_LE(metrics_.pods.lists.value(), api.watches.load() + 1);
 }
 
 TEST_F(InformerTest, FallsBackToAnUnpagedListWhenTheContinueTokenExpires) {
@@ -238,12 +238,12 @@ TEST_F(InformerTest, FallsBackToAnUnpagedListWhenTheContinueTokenExpires) {
   InformerConfig config;
   config.namespaceName = "ns";
   config.pageSize = 2;
-  PodInformer informer(api, config, handler_, metrics_);
+  Informer informer(api, config, handler_, metrics_.pods);
   std::jthread thread([&](std::stop_token stop) { informer.run(stop); });
   ASSERT_TRUE(watching());
   EXPECT_TRUE(handler_.saw("late"));
   EXPECT_EQ(handler_.distinctPods(), 6u);
-  EXPECT_EQ(metrics_.lists.value(), 1);
+  EXPECT_EQ(metrics_.pods.lists.value(), 1);
   EXPECT_EQ(informer.resumeVersion(), std::to_string(server_.resourceVersion()));
   ASSERT_GE(api.limits_.size(), 3u);
   EXPECT_EQ(api.limits_.back(), 0);  // the fallback asked for everything at once
@@ -263,7 +263,7 @@ TEST_F(InformerTest, StopCancelsAListInProgress) {
   // Far below the minute the server would take to answer.
   EXPECT_EQ(stopped.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   stopped.wait();
-  EXPECT_EQ(metrics_.lists.value(), 0);
+  EXPECT_EQ(metrics_.pods.lists.value(), 0);
 }
 
 TEST_F(InformerTest, WatchesAllNamespacesWhenNoneIsGiven) {

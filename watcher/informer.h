@@ -1,8 +1,9 @@
 #pragma once
-// A client-go style informer for the pods the webhook tagged: list, then watch from the list's
-// resourceVersion with bookmarks; resume after a dropped stream; relist on 410 Gone or an ERROR
-// event; exponential backoff with jitter between failures. Every pod state it learns about goes
-// to the handler, so no completion is missed as long as the informer runs.
+// A client-go style informer for one kind of namespaced object (the pods the webhook tagged,
+// Argo's task results): list, then watch from the list's resourceVersion with bookmarks; resume
+// after a dropped stream; relist on 410 Gone or an ERROR event; exponential backoff with jitter
+// between failures. Every object state it learns about goes to the handler, so no change is
+// missed as long as the informer runs.
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -18,17 +19,20 @@
 
 namespace kcache::watcher {
 
-class PodEventHandler {
+class InformerEventHandler {
  public:
-  virtual ~PodEventHandler() = default;
-  virtual void onPod(const nlohmann::json& pod) = 0;
-  virtual void onPodDeleted(const nlohmann::json& pod) = 0;
-  // After a complete list: the tracking ids (trackingId() in recording_plan.h) of every pod it
-  // held, so that state kept for pods deleted while the watch was down can be dropped.
+  virtual ~InformerEventHandler() = default;
+  // A listed object, or the object of an ADDED or MODIFIED event.
+  virtual void onObject(const nlohmann::json& object) = 0;
+  virtual void onDeleted(const nlohmann::json& object) = 0;
+  // After a complete list: the tracking ids (trackingId() in recording_plan.h) of every object it
+  // held, so that state kept for objects deleted while the watch was down can be dropped.
   virtual void onListed(const std::set<std::string>& /*trackingIds*/) {}
 };
 
 struct InformerConfig {
+  kube::ResourceType resource = kube::resources::kPods;
+  std::string kind = "Pod";   // watch events carrying another kind are skipped as malformed
   std::string namespaceName;  // "" watches all namespaces
   std::string labelSelector;  // defaults to the cache_id label existing
   int64_t pageSize = 500;
@@ -36,10 +40,10 @@ struct InformerConfig {
   BackoffConfig backoff;
 };
 
-class PodInformer {
+class Informer {
  public:
-  PodInformer(kube::KubeApi& api, InformerConfig config, PodEventHandler& handler,
-              WatcherMetrics& metrics);
+  Informer(kube::KubeApi& api, InformerConfig config, InformerEventHandler& handler,
+           InformerMetrics& metrics);
 
   // Runs until `stop` is requested; returns promptly then (an open watch is cancelled).
   void run(std::stop_token stop);
@@ -57,8 +61,9 @@ class PodInformer {
 
   kube::KubeApi& api_;
   InformerConfig config_;
-  PodEventHandler& handler_;
-  WatcherMetrics& metrics_;
+  InformerEventHandler& handler_;
+  InformerMetrics& metrics_;
+  const std::string what_;  // "pods in all namespaces", for logs
   mutable std::mutex mutex_;
   std::string resumeVersion_;
   std::atomic<int64_t> completedLists_{0};

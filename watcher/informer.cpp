@@ -1,4 +1,4 @@
-#include "watcher/pod_informer.h"
+#include "watcher/informer.h"
 
 #include <spdlog/spdlog.h>
 
@@ -11,36 +11,45 @@ namespace {
 
 constexpr std::chrono::seconds kHealthyStreamDuration{10};
 
-std::string podName(const nlohmann::json& pod) {
-  const auto& metadata = pod.value("metadata", nlohmann::json::object());
+std::string objectName(const nlohmann::json& object) {
+  const auto& metadata = object.value("metadata", nlohmann::json::object());
   return metadata.value("namespace", "") + "/" + metadata.value("name", "");
+}
+
+std::string describe(const InformerConfig& config) {
+  std::string what(config.resource.plural);
+  what += config.namespaceName.empty() ? " in all namespaces" : " in namespace ";
+  what += config.namespaceName;
+  return what;
 }
 
 }  // namespace
 
-PodInformer::PodInformer(kube::KubeApi& api, InformerConfig config, PodEventHandler& handler,
-                         WatcherMetrics& metrics)
-    : api_(api), config_(std::move(config)), handler_(handler), metrics_(metrics) {
+Informer::Informer(kube::KubeApi& api, InformerConfig config, InformerEventHandler& handler,
+                   InformerMetrics& metrics)
+    : api_(api),
+      config_(std::move(config)),
+      handler_(handler),
+      metrics_(metrics),
+      what_(describe(config_)) {
   if (config_.labelSelector.empty())
     config_.labelSelector = std::string(core::contract::kCacheIdLabel);
 }
 
-std::string PodInformer::resumeVersion() const {
+std::string Informer::resumeVersion() const {
   std::lock_guard lock(mutex_);
   return resumeVersion_;
 }
 
-void PodInformer::setResumeVersion(const std::string& version) {
+void Informer::setResumeVersion(const std::string& version) {
   std::lock_guard lock(mutex_);
   resumeVersion_ = version;
 }
 
-void PodInformer::run(std::stop_token stop) {
+void Informer::run(std::stop_token stop) {
   Backoff backoff(config_.backoff);
   bool needList = true;
   bool firstList = true;
-  const std::string scope =
-      config_.namespaceName.empty() ? "all namespaces" : "namespace " + config_.namespaceName;
   while (!stop.stop_requested()) {
     bool healthy = false;
     try {
@@ -62,22 +71,22 @@ void PodInformer::run(std::stop_token stop) {
         case WatchEnd::kStopped:
           return;
         case WatchEnd::kExpired:
-          spdlog::info("watcher: resource version {} expired in {}, relisting", resumeVersion(),
-                       scope);
+          spdlog::info("watcher: resource version {} of {} expired, relisting", resumeVersion(),
+                       what_);
           needList = true;
           break;
         case WatchEnd::kClosed:
           metrics_.watchRestarts.inc();
-          spdlog::debug("watcher: watch stream ended, resuming from {}", resumeVersion());
+          spdlog::debug("watcher: watch of {} ended, resuming from {}", what_, resumeVersion());
           break;
       }
     } catch (const kube::KubeApiError& e) {
       if (stop.stop_requested()) break;
       if (e.status() == 410) needList = true;
-      spdlog::warn("watcher: {} in {} (resume version {})", e.what(), scope, resumeVersion());
+      spdlog::warn("watcher: {} ({}, resume version {})", e.what(), what_, resumeVersion());
       if (!needList) metrics_.watchRestarts.inc();
     } catch (const std::exception& e) {
-      spdlog::error("watcher: unexpected error in {}: {}", scope, e.what());
+      spdlog::error("watcher: unexpected error watching {}: {}", what_, e.what());
     }
     if (healthy) {
       backoff.reset();
@@ -87,7 +96,7 @@ void PodInformer::run(std::stop_token stop) {
   }
 }
 
-void PodInformer::listAll(std::stop_token stop) {
+void Informer::listAll(std::stop_token stop) {
   kube::ListOptions options;
   options.labelSelector = config_.labelSelector;
   options.limit = config_.pageSize;
@@ -96,30 +105,32 @@ void PodInformer::listAll(std::stop_token stop) {
   size_t count = 0;
   std::set<std::string> listed;
   do {
-    kube::PodListPage page;
+    kube::ObjectListPage page;
     try {
-      page = api_.list(kube::resources::kPods, config_.namespaceName, options);
+      page = api_.list(config_.resource, config_.namespaceName, options);
     } catch (const kube::KubeApiError& e) {
       if (e.status() != 410 || options.continueToken.empty()) throw;
       // The snapshot behind the continue token was compacted away: like client-go's pager, fall
       // back to one unpaged list rather than starting a paged list that may expire again.
-      spdlog::info("watcher: continue token expired after {} pods, listing without paging", count);
+      spdlog::info("watcher: continue token expired after {} {}, listing without paging", count,
+                   config_.resource.plural);
       options.limit = 0;
       options.continueToken.clear();
       listVersion.clear();
       listed.clear();
       count = 0;
-      page = api_.list(kube::resources::kPods, config_.namespaceName, options);
+      page = api_.list(config_.resource, config_.namespaceName, options);
     }
     // A paged list is one snapshot: the first page's version is the one to watch from.
     if (listVersion.empty()) listVersion = page.resourceVersion;
-    for (const auto& pod : page.items) {
+    for (const auto& object : page.items) {
       if (stop.stop_requested()) return;
-      listed.insert(trackingId(identityOf(pod)));
+      listed.insert(trackingId(identityOf(object)));
       try {
-        handler_.onPod(pod);
+        handler_.onObject(object);
       } catch (const std::exception& e) {
-        spdlog::error("watcher: handling listed pod {} failed: {}", podName(pod), e.what());
+        spdlog::error("watcher: handling listed {} {} failed: {}", config_.resource.kind,
+                      objectName(object), e.what());
       }
       ++count;
     }
@@ -130,10 +141,10 @@ void PodInformer::listAll(std::stop_token stop) {
   setResumeVersion(listVersion);
   metrics_.lists.inc();
   completedLists_.fetch_add(1);
-  spdlog::info("watcher: listed {} tagged pods at resource version {}", count, listVersion);
+  spdlog::info("watcher: listed {} {} at resource version {}", count, what_, listVersion);
 }
 
-PodInformer::WatchEnd PodInformer::watchOnce(std::stop_token stop, bool& receivedEvents) {
+Informer::WatchEnd Informer::watchOnce(std::stop_token stop, bool& receivedEvents) {
   kube::WatchOptions options;
   options.labelSelector = config_.labelSelector;
   options.resourceVersion = resumeVersion();
@@ -142,19 +153,20 @@ PodInformer::WatchEnd PodInformer::watchOnce(std::stop_token stop, bool& receive
   bool expired = false;
 
   api_.watch(
-      kube::resources::kPods, config_.namespaceName, options,
+      config_.resource, config_.namespaceName, options,
       [&](std::string_view line) {
-        auto parsed = parseWatchEvent(line);
+        auto parsed = parseWatchEvent(line, config_.kind);
         if (!parsed) {
           metrics_.malformedEvents.inc();
-          spdlog::warn("watcher: skipping watch event: {} ({} bytes)", parsed.error(), line.size());
+          spdlog::warn("watcher: skipping watch event of {}: {} ({} bytes)", what_, parsed.error(),
+                       line.size());
           return true;
         }
         WatchEvent& event = *parsed;
         metrics_.event(event.type).inc();
         if (event.type == WatchEventType::kError) {
           const int code = statusCode(event.object);
-          spdlog::warn("watcher: ERROR event (code {}, reason {}): {}", code,
+          spdlog::warn("watcher: ERROR event watching {} (code {}, reason {}): {}", what_, code,
                        event.object.value("reason", ""), event.object.value("message", ""));
           expired = true;  // 410 or anything else: the stream's position can no longer be trusted
           return false;
@@ -164,13 +176,13 @@ PodInformer::WatchEnd PodInformer::watchOnce(std::stop_token stop, bool& receive
         if (event.type == WatchEventType::kBookmark) return true;
         try {
           if (event.type == WatchEventType::kDeleted) {
-            handler_.onPodDeleted(event.object);
+            handler_.onDeleted(event.object);
           } else {
-            handler_.onPod(event.object);
+            handler_.onObject(event.object);
           }
         } catch (const std::exception& e) {
-          spdlog::error("watcher: handling {} of pod {} failed: {}", toString(event.type),
-                        podName(event.object), e.what());
+          spdlog::error("watcher: handling {} of {} {} failed: {}", toString(event.type),
+                        config_.resource.kind, objectName(event.object), e.what());
         }
         return true;
       },
