@@ -1,5 +1,7 @@
 #include "webhook/decision.h"
 
+#include <array>
+
 #include "core/execution_key.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
@@ -27,6 +29,29 @@ const json& memberOrNull(const json& object, std::string_view name) {
   if (!object.is_object()) return kNull;
   const auto it = object.find(name);
   return it == object.end() ? kNull : *it;
+}
+
+// core::computeExecutionKey, remembering the last few templates per thread: the pods of one
+// step carry the same template, and canonicalising and hashing it is a large part of an
+// admission's CPU. The same template always gives the same key, so planLookup stays pure.
+core::Expected<core::ExecutionKey, core::KeyError> executionKeyOf(std::string_view argoTemplate) {
+  struct Remembered {
+    std::string argoTemplate;
+    core::ExecutionKey key;
+  };
+  constexpr std::size_t kRemembered = 8;
+  constexpr std::size_t kLargestRemembered = 64 * 1024;  // bounds the memory per thread
+  thread_local std::array<std::optional<Remembered>, kRemembered> recent;
+  thread_local std::size_t next = 0;
+  for (const auto& remembered : recent) {
+    if (remembered && remembered->argoTemplate == argoTemplate) return remembered->key;
+  }
+  auto key = core::computeExecutionKey(argoTemplate);
+  if (key && argoTemplate.size() <= kLargestRemembered) {
+    recent[next] = Remembered{std::string(argoTemplate), key.value()};
+    next = (next + 1) % kRemembered;
+  }
+  return key;
 }
 
 bool isObjectOrNull(const json& value) {
@@ -177,7 +202,7 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   if (!found) return skip(SkipReason::kNoArgoTemplate);
   std::string keyHex;
   if (!found->offloaded) {
-    auto key = core::computeExecutionKey(found->argoTemplate);
+    auto key = executionKeyOf(found->argoTemplate);
     if (!key) return keyFailure(found->containerName, key.error());
     keyHex = key->hex();
   }
@@ -203,7 +228,7 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
 
 std::variant<Failure, LookupPlan> withOffloadedTemplate(LookupPlan plan,
                                                         std::string_view argoTemplate) {
-  auto key = core::computeExecutionKey(argoTemplate);
+  auto key = executionKeyOf(argoTemplate);
   if (!key)
     return keyFailure(plan.templateContainer + " (offloaded to its ConfigMap)", key.error());
   plan.key = key->hex();
