@@ -13,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -184,6 +185,7 @@ class FakeKubeServer::Impl {
 
   json createObject(const std::string& plural, json object) {
     if (!object.is_object()) throw std::logic_error("fake kube: a " + plural + " is not an object");
+    if (object["metadata"].is_null()) object["metadata"] = json::object();
     std::string ns = stringField(object["metadata"], "namespace");
     if (ns.empty()) ns = "default";
     std::lock_guard lock(mutex_);
@@ -448,14 +450,11 @@ class FakeKubeServer::Impl {
 
     const std::optional<Route> route = parseRoute(path);
     if (!route) return reply(stream, call, noRoute());
-    ResourceInfo type;
-    {
-      std::lock_guard lock(mutex_);
-      type = store_.resource(route->plural, route->apiVersion, stringField(call.body, "kind"));
-    }
-    // A known resource asked for under another group or version does not exist there.
-    if (type.apiVersion != route->apiVersion) return reply(stream, call, noRoute());
-    return dispatch(stream, call, type, *route);
+    const std::optional<ResourceInfo> type = locked([&] {
+      return store_.served(route->plural, route->apiVersion, stringField(call.body, "kind"));
+    });
+    if (!type) return reply(stream, call, noRoute());
+    return dispatch(stream, call, *type, *route);
   }
 
   bool dispatch(ssl::stream<tcp::socket>& stream, Call& call, const ResourceInfo& type,
@@ -514,7 +513,7 @@ class FakeKubeServer::Impl {
 
   // Runs a store call under the lock (replies are written without it).
   template <typename StoreCall>
-  ApiResult locked(StoreCall storeCall) {
+  std::invoke_result_t<StoreCall> locked(StoreCall storeCall) {
     std::lock_guard lock(mutex_);
     return storeCall();
   }

@@ -164,6 +164,25 @@ ResourceInfo ObjectStore::resource(const std::string& plural, const std::string&
   return info;
 }
 
+std::optional<ResourceInfo> ObjectStore::served(const std::string& plural,
+                                                const std::string& apiVersion,
+                                                const std::string& kindHint) {
+  const bool known = resources_.count(plural) > 0 ||
+                     std::any_of(std::begin(kWellKnown), std::end(kWellKnown),
+                                 [&](const ResourceInfo& r) { return r.plural == plural; });
+  if (!known) {
+    const ResourceInfo asked{apiVersion, plural, ""};
+    const bool closedGroup =
+        asked.builtIn() ||
+        std::any_of(std::begin(kWellKnown), std::end(kWellKnown),
+                    [&](const ResourceInfo& r) { return r.group() == asked.group(); });
+    if (closedGroup) return std::nullopt;
+  }
+  ResourceInfo info = resource(plural, apiVersion, kindHint);
+  if (info.apiVersion != apiVersion) return std::nullopt;
+  return info;
+}
+
 ApiResult ObjectStore::notFound(const ResourceInfo& type, const std::string& name) const {
   return {404, statusObject(404, "NotFound", type.qualifiedName() + " \"" + name + "\" not found",
                             details(type, name))};

@@ -63,6 +63,12 @@ class ObjectStore {
   // from the plural).
   ResourceInfo resource(const std::string& plural, const std::string& apiVersion = "",
                         const std::string& kindHint = "");
+  // The resource a request path names, or nullopt (404) when the server does not serve it there:
+  // a known plural under another group or version, or an unknown plural in a group the server
+  // knows (core, *.k8s.io, argoproj.io: most likely a misspelt plural). Plurals of other groups
+  // are served as they come, as if their CRD were installed.
+  std::optional<ResourceInfo> served(const std::string& plural, const std::string& apiVersion,
+                                     const std::string& kindHint);
 
   // The REST verbs. `dryRun` answers as the call would but stores nothing and emits no event.
   ApiResult create(const ResourceInfo& type, const std::string& ns, nlohmann::json object,

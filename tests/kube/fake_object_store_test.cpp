@@ -58,6 +58,21 @@ TEST_F(FakeObjectStore, KnowsArgoAndCoreResources) {
   EXPECT_EQ(store_.resource("policies", "other.io/v1").apiVersion, "example.com/v2");
 }
 
+TEST_F(FakeObjectStore, ServesKnownGroupsExactlyAndOtherGroupsAsTheyCome) {
+  EXPECT_EQ(store_.served("workflowtaskresults", "argoproj.io/v1alpha1", "")->kind,
+            "WorkflowTaskResult");
+  EXPECT_FALSE(store_.served("workflowtaskresults", "argoproj.io/v1", "").has_value());
+  EXPECT_FALSE(store_.served("workflowtaskresult", "argoproj.io/v1alpha1", "").has_value());
+  EXPECT_FALSE(store_.served("configmap", "v1", "").has_value());
+  EXPECT_FALSE(store_.served("pods", "apps/v1", "").has_value());
+  EXPECT_FALSE(store_.served("gadgets", "batch.k8s.io/v1", "").has_value());
+  EXPECT_EQ(store_.served("gadgets", "example.com/v1", "Gizmo")->kind, "Gizmo");
+  EXPECT_FALSE(store_.served("gadgets", "example.org/v1", "").has_value());
+  // A plural the test introduced is served wherever it put it, core group included.
+  store_.resource("widgets", "v1");
+  EXPECT_EQ(store_.served("widgets", "v1", "")->kind, "Widget");
+}
+
 TEST_F(FakeObjectStore, DryRunsOfEveryVerbChangeNothing) {
   const json object = created("a");
   const int64_t version = store_.version();

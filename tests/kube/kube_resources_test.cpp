@@ -375,6 +375,11 @@ TEST_P(ObjectVerbs, ErrorsAreKubernetesStatusObjects) {
       testing::rawRequest(server_, verb::post, std::string(type().apiPrefix) + "/" + plural(),
                           "application/json", make("ns", "b").dump()),
       405, "MethodNotAllowed");
+  // A misspelt plural in a group the server knows does not exist.
+  checkStatus(testing::rawRequest(server_, verb::get,
+                                  std::string(type().apiPrefix) + "/namespaces/ns/" +
+                                      plural().substr(0, plural().size() - 1)),
+              404, "NotFound");
   // The resource exists only under its own group and version.
   checkStatus(testing::rawRequest(server_, verb::get,
                                   "/apis/example.com/v1/namespaces/ns/" + plural() + "/a"),
