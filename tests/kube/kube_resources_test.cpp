@@ -104,6 +104,14 @@ class EventCollector {
     std::lock_guard lock(mutex_);
     return events_;
   }
+  // Waits for `count` events, then for a bookmark after them: what the watch saw up to now,
+  // bookmark last (empty when either wait ran out). Proves that nothing else was on the way.
+  std::vector<json> eventsThroughBookmark(FakeKubeServer& server, size_t count) {
+    if (!waitForEvents(count)) return {};
+    server.sendBookmarks();
+    if (!waitForEvents(count + 1)) return {};
+    return events();
+  }
   std::string error() const {
     std::lock_guard lock(mutex_);
     return error_;
@@ -237,10 +245,7 @@ TEST_P(ObjectVerbs, DryRunCreateAnswersButStoresNothing) {
       apiErrorOf([&] { api_->create(type(), "ns", make("ns", "a"), CreateOptions{true}); });
   EXPECT_EQ(error.status(), 409);
   EXPECT_EQ(error.reason(), "AlreadyExists");
-  ASSERT_TRUE(watch.waitForEvents(1));
-  server_.sendBookmarks();
-  ASSERT_TRUE(watch.waitForEvents(2));
-  const auto events = watch.events();
+  const auto events = watch.eventsThroughBookmark(server_, 1);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0]["type"], "ADDED");
   EXPECT_EQ(events[1]["type"], "BOOKMARK");
@@ -569,10 +574,7 @@ TEST(TaskResultWatch, NamespacedWatchSeesOnlyItsNamespace) {
   server.createObject("workflowtaskresults", taskResult("ns1", "here", "wf"));
   server.deleteObject("workflowtaskresults", "ns2", "elsewhere");
   server.deleteObject("workflowtaskresults", "ns1", "here");
-  ASSERT_TRUE(watch.waitForEvents(2));
-  server.sendBookmarks();
-  ASSERT_TRUE(watch.waitForEvents(3));
-  const auto events = watch.events();
+  const auto events = watch.eventsThroughBookmark(server, 2);
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0]["type"], "ADDED");
   EXPECT_EQ(events[1]["type"], "DELETED");
@@ -594,10 +596,8 @@ TEST(TaskResultWatch, ResumesFromAVersionAndIsGoneAfterCompaction) {
   {
     // Resuming replays exactly what happened after that version.
     EventCollector watch(*api, resources::kWorkflowTaskResults, "ns", watchFrom(afterA));
-    ASSERT_TRUE(watch.waitForEvents(2));
-    server.sendBookmarks();
-    ASSERT_TRUE(watch.waitForEvents(3));
-    const auto events = watch.events();
+    const auto events = watch.eventsThroughBookmark(server, 2);
+    ASSERT_EQ(events.size(), 3u);
     EXPECT_EQ(events[0]["type"], "ADDED");
     EXPECT_EQ(events[0]["object"]["metadata"]["name"], "b");
     EXPECT_EQ(events[1]["type"], "MODIFIED");
