@@ -134,13 +134,16 @@ json specView(dom::element spec) {
 }
 
 json metadataView(dom::element metadata) {
-  return selectMembers(
-      metadata, [](std::string_view key, dom::element value) -> std::optional<json> {
-        if (key == "name" || key == "namespace" || key == "labels" || key == "annotations") {
-          return copyOf(value);
-        }
-        return std::nullopt;
-      });
+  return selectMembers(metadata,
+                       [](std::string_view key, dom::element value) -> std::optional<json> {
+                         // ownerReferences: the Workflow a replayed task result belongs to (its
+                         // uid).
+                         if (key == "name" || key == "namespace" || key == "labels" ||
+                             key == "annotations" || key == "ownerReferences") {
+                           return copyOf(value);
+                         }
+                         return std::nullopt;
+                       });
 }
 
 json podView(dom::element pod) {

@@ -15,12 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "store/cache_store.h"
+#include "tests/cmd/cache_server_process.h"
 #include "tests/fakekube/fake_kube_server.h"
 #include "tests/support/postgres_server.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "webhook/admission_review.h"
-
-extern char** environ;
 
 namespace kcache {
 namespace {
@@ -29,44 +28,7 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// A cache-server child process, killed on destruction if still running.
-class ServerProcess {
- public:
-  ServerProcess(const std::vector<std::string>& arguments, const std::string& podName,
-                const fs::path& log) {
-    std::vector<std::string> environment;
-    for (char** variable = environ; *variable != nullptr; ++variable)
-      environment.emplace_back(*variable);
-    environment.push_back("POD_NAME=" + podName);
-    environment.push_back("POD_NAMESPACE=kcache");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const std::string logPath = log.string();
-      FILE* out = std::freopen(logPath.c_str(), "w", stdout);
-      if (out != nullptr) ::dup2(::fileno(stdout), STDERR_FILENO);
-      std::vector<char*> argv{const_cast<char*>(KCACHE_CACHE_SERVER_BIN)};
-      for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
-      argv.push_back(nullptr);
-      std::vector<char*> envp;
-      for (const auto& variable : environment) envp.push_back(const_cast<char*>(variable.c_str()));
-      envp.push_back(nullptr);
-      ::execve(KCACHE_CACHE_SERVER_BIN, argv.data(), envp.data());
-      ::_exit(127);
-    }
-  }
-  ~ServerProcess() { stop(SIGKILL); }
-  void stop(int signal) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, signal);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-
- private:
-  pid_t pid_ = -1;
-};
+using cmd_testing::CacheServerProcess;
 
 class CacheServerTakeoverTest : public ::testing::Test {
  protected:
@@ -76,16 +38,8 @@ class CacheServerTakeoverTest : public ::testing::Test {
     auto& postgres = test_support::PostgresServer::shared();
     dsn_ = postgres.createFreshDatabase("takeover");
     const std::string database = dsn_.substr(dsn_.rfind("dbname=") + 7);
-    const auto webhookCa = fakekube::makeSelfSignedServerCa("localhost");
-    std::ofstream(directory_ / "cert.pem") << webhookCa.certificate;
-    std::ofstream(directory_ / "key.pem") << webhookCa.privateKey;
-    std::ofstream(directory_ / "kubeconfig")
-        << "apiVersion: v1\nkind: Config\ncurrent-context: fake\n"
-        << "clusters:\n- name: fake\n  cluster:\n    server: " << fake_.url()
-        << "\n    certificate-authority-data: "
-        << webhook::base64Encode(fake_.serverCa().certificate) << "\n"
-        << "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
-        << "users:\n- name: fake\n  user:\n    token: unused\n";
+    cmd_testing::writeWebhookCertificate(directory_);
+    cmd_testing::writeKubeconfig(directory_ / "kubeconfig", fake_);
     arguments_ = {"--db-host",        "127.0.0.1",
                   "--db-port",        std::to_string(postgres.port()),
                   "--db-user",        "postgres",
@@ -96,14 +50,14 @@ class CacheServerTakeoverTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(directory_); }
 
-  std::unique_ptr<ServerProcess> startServer(const std::string& name) {
+  std::unique_ptr<CacheServerProcess> startServer(const std::string& name) {
     auto arguments = arguments_;
     for (const auto& flag :
          {std::string("--listen-port"), std::to_string(test_support::findFreePort()),
           std::string("--http-port"), std::to_string(test_support::findFreePort())}) {
       arguments.push_back(flag);
     }
-    return std::make_unique<ServerProcess>(arguments, name, directory_ / (name + ".log"));
+    return std::make_unique<CacheServerProcess>(arguments, name, directory_ / (name + ".log"));
   }
 
   void createCompletedPod(const std::string& name) {
@@ -138,8 +92,7 @@ class CacheServerTakeoverTest : public ::testing::Test {
   }
 
   std::string logOf(const std::string& name) {
-    std::ifstream in(directory_ / (name + ".log"));
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return cmd_testing::readLog(directory_ / (name + ".log"));
   }
 
   fakekube::FakeKubeServer fake_;
