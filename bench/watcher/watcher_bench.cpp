@@ -4,6 +4,8 @@
 // in the same run the baseline: the same client sending N bare merge patches one after another
 // (the cheapest possible labelling, without watching or recording).
 //   KCACHE_BENCH_PODS (default 1000)
+//   KCACHE_BENCH_SOURCE=annotation (default; outputs in the pod annotation, old Argo) or
+//   taskresult (each pod's final WorkflowTaskResult created just before the pod; modern Argo)
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -24,6 +26,8 @@ namespace {
 using namespace kcache;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+const char* const kOutputs = R"({"parameters":[{"name":"p","value":"1"}]})";
 
 // Timestamps each successful cache_id patch.
 class PatchClock : public watcher::testing::DelegatingKubeApi {
@@ -50,20 +54,47 @@ class PatchClock : public watcher::testing::DelegatingKubeApi {
   std::map<std::string, Clock::time_point> labelledAt_;
 };
 
+bool fromTaskResults() {
+  const char* source = std::getenv("KCACHE_BENCH_SOURCE");
+  return source != nullptr && std::string(source) == "taskresult";
+}
+
 json completedPod(int n) {
-  return {
+  json pod = {
       {"apiVersion", "v1"},
       {"kind", "Pod"},
       {"metadata",
        {{"name", watcher::testing::numbered("step-", n)},
         {"namespace", "team-a"},
-        {"labels",
-         {{"pipelines.kubeflow.org/cache_id", ""}, {"workflows.argoproj.io/completed", "true"}}},
+        {"labels", {{"pipelines.kubeflow.org/cache_id", ""}}},
         {"annotations",
          {{"pipelines.kubeflow.org/execution_cache_key", watcher::testing::keyFor(n)},
-          {"workflows.argoproj.io/outputs", R"({"parameters":[{"name":"p","value":"1"}]})"}}}}},
+          {"workflows.argoproj.io/node-id", watcher::testing::numbered("wf-", n)}}}}},
       {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "python:3.11"}}})}}},
-      {"status", {{"phase", "Succeeded"}}}};
+      {"status",
+       {{"phase", "Succeeded"},
+        {"containerStatuses",
+         json::array({{{"name", "main"}, {"state", {{"terminated", {{"exitCode", 0}}}}}}})}}}};
+  if (!fromTaskResults()) {
+    pod["metadata"]["annotations"]["workflows.argoproj.io/outputs"] = kOutputs;
+  }
+  return pod;
+}
+
+json taskResultFor(int n) {
+  return {{"metadata",
+           {{"name", watcher::testing::numbered("wf-", n)},
+            {"namespace", "team-a"},
+            {"labels",
+             {{"workflows.argoproj.io/workflow", "wf"},
+              {"workflows.argoproj.io/report-outputs-completed", "true"}}}}},
+          {"outputs", json::parse(kOutputs)}};
+}
+
+// Creates step n as Argo would leave it when it completed.
+void complete(fakekube::FakeKubeServer& fake, int n) {
+  if (fromTaskResults()) fake.createObject("workflowtaskresults", taskResultFor(n));
+  fake.createPod(completedPod(n));
 }
 
 double percentile(std::vector<double> values, double p) {
@@ -91,14 +122,14 @@ int main() {
   config.gcInterval = std::chrono::milliseconds(0);
   watcher::WatcherService service(clock, config, store, {}, metrics);
   service.start();
-  watcher::testing::waitFor([&] { return service.completedLists() > 0; });
+  watcher::testing::waitFor(
+      [&] { return service.completedLists() > 0 && service.completedTaskResultLists() > 0; });
 
   std::map<std::string, Clock::time_point> createdAt;
   const auto start = Clock::now();
   for (int n = 0; n < pods; ++n) {
-    const auto pod = completedPod(n);
-    createdAt.emplace(pod["metadata"]["name"], Clock::now());
-    fake.createPod(pod);
+    createdAt.emplace(watcher::testing::numbered("step-", n), Clock::now());
+    complete(fake, n);
   }
   const bool all = watcher::testing::waitFor(
       [&] { return clock->labelled() >= static_cast<size_t>(pods); }, std::chrono::minutes(5));
@@ -107,9 +138,8 @@ int main() {
   // Paced: 100 completions per second, the latency a single step sees in normal operation.
   const int paced = 200;
   for (int n = pods; n < pods + paced; ++n) {
-    const auto pod = completedPod(n);
-    createdAt.emplace(pod["metadata"]["name"], Clock::now());
-    fake.createPod(pod);
+    createdAt.emplace(watcher::testing::numbered("step-", n), Clock::now());
+    complete(fake, n);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   const bool allPaced = watcher::testing::waitFor(
@@ -141,7 +171,9 @@ int main() {
   const double baselineSeconds =
       std::chrono::duration<double>(Clock::now() - baselineStart).count();
 
-  std::cout << pods << " completed pods, fake API server over TLS, real PostgreSQL 15\n"
+  std::cout << pods << " completed pods, outputs from "
+            << (fromTaskResults() ? "task results" : "pod annotations")
+            << ", fake API server over TLS, real PostgreSQL 15\n"
             << "watcher: " << static_cast<int>(pods / seconds)
             << " pods recorded and labelled per second (" << seconds
             << " s in all); completion-to-label p50 " << percentile(latencies, 0.5) << " ms, p99 "

@@ -110,5 +110,66 @@ TEST_F(WatcherStoreTest, RecordedStepsAreFoundByLookupAndLabelledWithTheirIds) {
   EXPECT_EQ(registry_.counter("kcache_watcher_entries_recorded_total", "").value(), kPods);
 }
 
+// The same step recorded on an old Argo line (outputs in the pod annotation) and on a modern one
+// (outputs in the WorkflowTaskResult, exitCode added by the controller) gives entries of one
+// shape, byte for byte: an entry recorded under one line serves every other.
+TEST_F(WatcherStoreTest, EntriesFromTaskResultsAndAnnotationsHaveTheSameShape) {
+  const nlohmann::json outputs =
+      R"({"parameters":[{"name":"model","value":"s3://b/<m>","valueFrom":{"path":"/tmp/m"}}],"artifacts":[{"name":"model","path":"/tmp/m","s3":{"key":"wf/m.tgz"}}],"result":"ok"})"_json;
+  auto service = makeService();
+  service->start();
+  ASSERT_TRUE(waitFor(
+      [&] { return service->completedLists() >= 1 && service->completedTaskResultLists() >= 1; }));
+  auto describe = [&](nlohmann::json& pod) {
+    pod["metadata"]["labels"]["pipelines.kubeflow.org/metadata_execution_id"] = "9";
+    pod["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P1D";
+  };
+  // Argo 3.3 without task result RBAC: the executor fell back to the annotation.
+  auto old = makeTaggedPod("old-argo", "step", keyFor(5));
+  describe(old);
+  markSucceeded(old, outputs.dump(), "2026-01-01T00:00:00Z", "2026-01-01T00:00:42Z");
+  server_.createPod(old);
+  // Argo 3.6+: a task result, and a pod with the node id, no annotation, no completed label.
+  nlohmann::json taskResult;
+  taskResult["metadata"] = {{"name", "wf-7-123"},
+                            {"namespace", "new-argo"},
+                            {"labels",
+                             {{"workflows.argoproj.io/workflow", "wf-7"},
+                              {"workflows.argoproj.io/report-outputs-completed", "true"}}}};
+  taskResult["outputs"] = outputs;
+  taskResult["outputs"]["exitCode"] = "0";
+  server_.createObject("workflowtaskresults", taskResult);
+  auto modern = makeTaggedPod("new-argo", "step", keyFor(5));
+  describe(modern);
+  modern["metadata"]["annotations"]["workflows.argoproj.io/node-id"] = "wf-7-123";
+  markSucceeded(modern, "", "2026-01-01T00:00:00Z", "2026-01-01T00:00:42Z");
+  modern["metadata"]["annotations"].erase("workflows.argoproj.io/outputs");
+  modern["metadata"]["labels"].erase("workflows.argoproj.io/completed");
+  server_.createPod(modern);
+  ASSERT_TRUE(waitFor([&] {
+    return !cacheIdOf("old-argo", "step").empty() && !cacheIdOf("new-argo", "step").empty();
+  }));
+  service->stop();
+
+  const auto fromAnnotation =
+      store_->lookup(store::CacheScope::kNamespace, "old-argo", keyFor(5), -1, nowSeconds());
+  const auto fromTaskResult =
+      store_->lookup(store::CacheScope::kNamespace, "new-argo", keyFor(5), -1, nowSeconds());
+  ASSERT_TRUE(fromAnnotation && fromTaskResult);
+  EXPECT_EQ(fromTaskResult->executionOutput, fromAnnotation->executionOutput);
+  EXPECT_EQ(fromTaskResult->executionTemplate, fromAnnotation->executionTemplate);
+  EXPECT_EQ(fromTaskResult->maxCacheStaleness, fromAnnotation->maxCacheStaleness);
+  EXPECT_EQ(fromTaskResult->runDurationSeconds, fromAnnotation->runDurationSeconds);
+  EXPECT_EQ(
+      fromTaskResult->executionOutput,
+      R"({"pipelines.kubeflow.org/metadata_execution_id":"9","workflows.argoproj.io/outputs":"{\"artifacts\":[{\"name\":\"model\",\"path\":\"/tmp/m\",\"s3\":{\"key\":\"wf/m.tgz\"}}],\"parameters\":[{\"name\":\"model\",\"value\":\"s3://b/\u003cm\u003e\",\"valueFrom\":{\"path\":\"/tmp/m\"}}],\"result\":\"ok\"}"})");
+  EXPECT_EQ(registry_.counter("kcache_watcher_steps_planned_total", "", {{"source", "taskresult"}})
+                .value(),
+            1);
+  EXPECT_EQ(registry_.counter("kcache_watcher_steps_planned_total", "", {{"source", "annotation"}})
+                .value(),
+            1);
+}
+
 }  // namespace
 }  // namespace kcache::watcher
