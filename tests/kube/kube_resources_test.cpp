@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "kube/kube_client.h"
+#include "tests/fakekube/raw_https.h"
 #include "tests/kube/kube_test_support.h"
-#include "tests/kube/raw_https.h"
 
 namespace kcache::kube {
 namespace {
@@ -343,8 +343,7 @@ TEST_P(ObjectVerbs, ErrorsAreKubernetesStatusObjects) {
   api_->create(type(), "ns", make("ns", "a"));
   const std::string collection =
       std::string(type().apiPrefix) + "/namespaces/ns/" + std::string(type().plural);
-  using boost::beast::http::verb;
-  const auto checkStatus = [](const testing::RawResponse& response, int code,
+  const auto checkStatus = [](const fakekube::RawResponse& response, int code,
                               const std::string& reason) {
     EXPECT_EQ(response.status, code);
     EXPECT_EQ(response.contentType, "application/json");
@@ -356,39 +355,38 @@ TEST_P(ObjectVerbs, ErrorsAreKubernetesStatusObjects) {
     EXPECT_EQ(response.body["code"], code);
     EXPECT_FALSE(response.body.value("message", "").empty());
   };
-  checkStatus(testing::rawRequest(server_, verb::get, collection + "/missing"), 404, "NotFound");
-  const auto exists = testing::rawRequest(server_, verb::post, collection, "application/json",
-                                          make("ns", "a").dump());
+  checkStatus(fakekube::rawRequest(server_, "GET", collection + "/missing"), 404, "NotFound");
+  const auto exists =
+      fakekube::rawRequest(server_, "POST", collection, "application/json", make("ns", "a").dump());
   checkStatus(exists, 409, "AlreadyExists");
   EXPECT_EQ(exists.body["details"]["name"], "a");
   EXPECT_EQ(exists.body["details"]["kind"], plural());
   // Merge patch only: a JSON patch or a strategic merge patch is an unsupported media type.
   for (const char* contentType :
        {"application/json-patch+json", "application/strategic-merge-patch+json"}) {
-    checkStatus(testing::rawRequest(server_, verb::patch, collection + "/a", contentType, "{}"),
-                415, "UnsupportedMediaType");
+    checkStatus(fakekube::rawRequest(server_, "PATCH", collection + "/a", contentType, "{}"), 415,
+                "UnsupportedMediaType");
   }
-  checkStatus(testing::rawRequest(server_, verb::post, collection, "application/json", "[1"), 400,
+  checkStatus(fakekube::rawRequest(server_, "POST", collection, "application/json", "[1"), 400,
               "BadRequest");
-  checkStatus(testing::rawRequest(server_, verb::get, collection + "?labelSelector=%3Dvalue"), 400,
+  checkStatus(fakekube::rawRequest(server_, "GET", collection + "?labelSelector=%3Dvalue"), 400,
               "BadRequest");
-  checkStatus(testing::rawRequest(server_, verb::post, collection + "?dryRun=Some",
-                                  "application/json", make("ns", "b").dump()),
+  checkStatus(fakekube::rawRequest(server_, "POST", collection + "?dryRun=Some", "application/json",
+                                   make("ns", "b").dump()),
               400, "BadRequest");
   // Creating needs a namespace in the path.
-  checkStatus(
-      testing::rawRequest(server_, verb::post, std::string(type().apiPrefix) + "/" + plural(),
-                          "application/json", make("ns", "b").dump()),
-      405, "MethodNotAllowed");
+  checkStatus(fakekube::rawRequest(server_, "POST", std::string(type().apiPrefix) + "/" + plural(),
+                                   "application/json", make("ns", "b").dump()),
+              405, "MethodNotAllowed");
   // A misspelt plural in a group the server knows does not exist.
-  checkStatus(testing::rawRequest(server_, verb::get,
-                                  std::string(type().apiPrefix) + "/namespaces/ns/" +
-                                      plural().substr(0, plural().size() - 1)),
+  checkStatus(fakekube::rawRequest(server_, "GET",
+                                   std::string(type().apiPrefix) + "/namespaces/ns/" +
+                                       plural().substr(0, plural().size() - 1)),
               404, "NotFound");
   // The resource exists only under its own group and version.
-  checkStatus(testing::rawRequest(server_, verb::get,
-                                  "/apis/example.com/v1/namespaces/ns/" + plural() + "/a"),
-              404, "NotFound");
+  checkStatus(
+      fakekube::rawRequest(server_, "GET", "/apis/example.com/v1/namespaces/ns/" + plural() + "/a"),
+      404, "NotFound");
   EXPECT_EQ(server_.objects(plural()).size(), 1u);
 }
 

@@ -1,28 +1,15 @@
-#pragma once
-// One raw HTTPS request to the fake API server, for what the real client never sends (another
-// content type, a bad selector, a path outside any resource): the tests then see exactly what a
-// Kubernetes client would get back.
-#include <string>
+#include "tests/fakekube/raw_https.h"
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <nlohmann/json.hpp>
 
-#include "tests/fakekube/fake_kube_server.h"
+namespace kcache::fakekube {
 
-namespace kcache::kube::testing {
-
-struct RawResponse {
-  int status = 0;
-  std::string contentType;
-  nlohmann::json body;  // discarded when not JSON
-};
-
-inline RawResponse rawRequest(const fakekube::FakeKubeServer& server,
-                              boost::beast::http::verb method, const std::string& target,
-                              const std::string& contentType = "", const std::string& body = "") {
+RawResponse rawRequest(const FakeKubeServer& server, const std::string& method,
+                       const std::string& target, const std::string& contentType,
+                       const std::string& body) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   namespace net = boost::asio;
@@ -38,7 +25,7 @@ inline RawResponse rawRequest(const fakekube::FakeKubeServer& server,
   stream.next_layer().connect({net::ip::make_address("127.0.0.1"), port});
   stream.handshake(ssl::stream_base::client);
 
-  http::request<http::string_body> request{method, target, 11};
+  http::request<http::string_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "127.0.0.1");
   if (!contentType.empty()) request.set(http::field::content_type, contentType);
   request.body() = body;
@@ -54,4 +41,4 @@ inline RawResponse rawRequest(const fakekube::FakeKubeServer& server,
           nlohmann::json::parse(response.body(), nullptr, false)};
 }
 
-}  // namespace kcache::kube::testing
+}  // namespace kcache::fakekube
