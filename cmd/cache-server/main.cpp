@@ -18,6 +18,7 @@
 #include "kube/kube_client.h"
 #include "store/cache_store.h"
 #include "store/dsn.h"
+#include "store/lookup_cache.h"
 #include "watcher/watcher_service.h"
 #include "webhook/admission_handler.h"
 #include "webhook/config.h"
@@ -178,7 +179,9 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   loaded.config.argoOutputs = *webhook::parseArgoOutputsMode(options.argoOutputs);
   loaded.config.taskResultsAvailable = argoApi != nullptr;
   webhook::TaskResultDelivery delivery(argoApi.get(), metrics);
-  webhook::AdmissionHandler handler(std::move(loaded.config), lookup, metrics, &delivery);
+  // Hits found in the store are answered from memory for a moment (misses never are).
+  store::RecentHitCache recentHits(lookup, {std::chrono::milliseconds(options.hitCacheTtlMs)});
+  webhook::AdmissionHandler handler(std::move(loaded.config), recentHits, metrics, &delivery);
 
   webhook::ServerOptions serverOptions;
   serverOptions.bindAddress = options.listenAddress;

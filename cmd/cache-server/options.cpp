@@ -83,6 +83,13 @@ void addOptions(CLI::App& app, Options& options) {
                  "Kubeconfig file for the watcher (default: $KUBECONFIG, else the in-cluster "
                  "service account)")
       ->envname("KCACHE_KUBECONFIG");
+  app.add_option("--hit-cache-ttl-ms", options.hitCacheTtlMs,
+                 "How long a hit found in the store is remembered in memory and reused without "
+                 "asking the store again (0: never); a purge or GC reaches admissions at most "
+                 "this much later. Misses are never remembered")
+      ->envname("KCACHE_HIT_CACHE_TTL_MS")
+      ->check(CLI::Range(int64_t{0}, int64_t{60000}))
+      ->capture_default_str();
   app.add_option("--argo-outputs", options.argoOutputs,
                  "How a cache hit hands its outputs to Argo: annotation (the pod annotations, "
                  "Argo <= 3.5), taskresult (a WorkflowTaskResult created before the pod, every "

@@ -34,7 +34,9 @@ struct Options {
   bool watch = true;
   std::string kubeconfig;
   std::string argoOutputs = "auto";
-  int64_t argoApiTimeoutMs = 2000;
+  // 500 ms lookup + up to three API calls of 1 s stay under the registration's 5 s timeout.
+  int64_t argoApiTimeoutMs = 1000;
+  int64_t hitCacheTtlMs = 2000;  // 0: every admission asks the store
   int64_t gcIntervalSeconds = 3600;
   int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
   std::string logFormat = "text";
