@@ -1,6 +1,14 @@
 #include "watcher/watcher_metrics.h"
 
 namespace kcache::watcher {
+namespace {
+
+core::Counter& stepsPlanned(core::MetricsRegistry& registry, const std::string& source) {
+  return registry.counter("kcache_watcher_steps_planned_total",
+                          "Steps handed to the recorder, by outputs source", {{"source", source}});
+}
+
+}  // namespace
 
 InformerMetrics::InformerMetrics(core::MetricsRegistry& registry, const std::string& prefix,
                                  const std::string& objects)
@@ -35,15 +43,9 @@ JoinMetrics::JoinMetrics(core::MetricsRegistry& registry)
                                  "Succeeded pods waiting for their final task result")),
       joins(registry.counter("kcache_watcher_taskresult_joins_total",
                              "Succeeded pods matched with their final task result")),
-      recordedFromTaskResult(registry.counter("kcache_watcher_steps_planned_total",
-                                              "Steps handed to the recorder, by outputs source",
-                                              {{"source", "taskresult"}})),
-      recordedFromAnnotation(registry.counter("kcache_watcher_steps_planned_total",
-                                              "Steps handed to the recorder, by outputs source",
-                                              {{"source", "annotation"}})),
-      recordedWithoutOutputs(registry.counter("kcache_watcher_steps_planned_total",
-                                              "Steps handed to the recorder, by outputs source",
-                                              {{"source", "none"}})),
+      recordedFromTaskResult(stepsPlanned(registry, "taskresult")),
+      recordedFromAnnotation(stepsPlanned(registry, "annotation")),
+      recordedWithoutOutputs(stepsPlanned(registry, "none")),
       abandoned(
           registry.counter("kcache_watcher_steps_abandoned_total",
                            "Succeeded pods not recorded: their task result never became final")) {}
