@@ -242,6 +242,12 @@ LookupOutcome interpretLookup(const std::optional<store::CacheEntry>& entry) {
   if (!outputs) {
     return Miss{"entry " + std::to_string(entry->id) + " has an unreadable ExecutionOutput"};
   }
+  // Kubeflow records "" when a pod had no outputs annotation (its executor wrote a task result);
+  // replayed, "" fails the node in Argo <= 3.5 (KFP#8942) and leaves a task result without
+  // outputs. The step runs and is recorded again instead.
+  if (outputs->argoOutputs.empty()) {
+    return Miss{"entry " + std::to_string(entry->id) + " has no recorded outputs"};
+  }
   Hit hit;
   hit.entryId = entry->id;
   hit.outputs = std::move(*outputs);

@@ -75,7 +75,10 @@ class CacheServerTakeoverTest : public ::testing::Test {
            {{"pipelines.kubeflow.org/execution_cache_key", std::string(63, 'a') + name.back()},
             {"workflows.argoproj.io/outputs", R"({"parameters":[{"name":"p","value":"1"}]})"}}}}},
         {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "python:3.11"}}})}}},
-        {"status", {{"phase", "Succeeded"}}}};
+        {"status",
+         {{"phase", "Succeeded"},
+          {"containerStatuses",
+           json::parse(R"([{"name": "main", "state": {"terminated": {"exitCode": 0}}}])")}}}};
     fake_.createPod(pod);
   }
 

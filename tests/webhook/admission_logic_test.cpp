@@ -368,6 +368,20 @@ TEST_F(AdmissionLogicTest, UnreadableCachedOutputRunsTheStepAgain) {
   EXPECT_EQ(counterValue("kcache_cache_entries_unreadable_total", {}), 1);
 }
 
+TEST_F(AdmissionLogicTest, EntryWithoutRecordedOutputsRunsTheStepAgain) {
+  // What Kubeflow's watcher stores for a pod without the outputs annotation.
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  store::CacheEntry entry;
+  entry.key = keyOf(review);
+  entry.namespaceName = "team-a";
+  entry.executionOutput = core::encodeExecutionOutput({"", ""});
+  entry.startedAtInSec = kNow - 10;
+  lookup.add(entry);
+  expectMissPatch(review, admit(review));
+  EXPECT_EQ(counterValue("kcache_cache_entries_unreadable_total", {}), 1);
+  EXPECT_TRUE(lookup.notedHits().empty());
+}
+
 // Staleness combinations of KFP-SEMANTICS.md section 3 (annotation A, default D, maximum M,
 // recorded staleness, entry age) as kcache resolves them (DESIGN.md section 5).
 struct StalenessCase {
