@@ -112,6 +112,8 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   config.recorder.scope = scope;
   config.recorder.staleness = staleness;
   config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
+  config.watchTaskResults = options.watchTaskResults;
+  config.join.taskResultWait = std::chrono::seconds(options.taskResultWaitSeconds);
   auto service = std::make_unique<watcher::WatcherService>(
       kube::makeKubeClient(*cluster), config, cacheStore,
       garbageCollector(options, staleness, cacheStore), metrics);

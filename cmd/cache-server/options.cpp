@@ -79,6 +79,19 @@ void addOptions(CLI::App& app, Options& options) {
                  "in-cluster)")
       ->envname("KCACHE_WATCH")
       ->capture_default_str();
+  app.add_option("--watch-task-results", options.watchTaskResults,
+                 "Also list and watch Argo's WorkflowTaskResults and record a step's outputs from "
+                 "its task result (Argo >= 3.4 reports outputs there; old Argo keeps the pod "
+                 "annotation, which is read either way)")
+      ->envname("KCACHE_WATCH_TASK_RESULTS")
+      ->capture_default_str();
+  app.add_option("--task-result-wait-seconds", options.taskResultWaitSeconds,
+                 "How long a succeeded pod waits for its task result (the two streams deliver in "
+                 "any order) before it is recorded from the annotation, or without outputs (such "
+                 "an entry is never replayed)")
+      ->envname("KCACHE_TASK_RESULT_WAIT_SECONDS")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600}))
+      ->capture_default_str();
   app.add_option("--kubeconfig", options.kubeconfig,
                  "Kubeconfig file for the watcher (default: $KUBECONFIG, else the in-cluster "
                  "service account)")

@@ -32,6 +32,8 @@ struct Options {
   std::size_t maxBodyBytes = 7 * 1024 * 1024;
   int64_t tlsReloadIntervalMs = 5000;
   bool watch = true;
+  bool watchTaskResults = true;         // Argo's workflowtaskresults, joined to pods by node id
+  int64_t taskResultWaitSeconds = 120;  // a ready pod's wait for its task result
   std::string kubeconfig;
   std::string argoOutputs = "auto";
   // 500 ms lookup + up to three API calls of 1 s stay under the registration's 5 s timeout.
