@@ -19,10 +19,11 @@ Options parse(std::vector<std::string> arguments) {
   return options;
 }
 
-TEST(ArgoOptions, DefaultsAreAutoAndTwoSeconds) {
+TEST(ArgoOptions, DefaultsAreAutoAndOneSecond) {
   const auto options = parse({});
   EXPECT_EQ(options.argoOutputs, "auto");
-  EXPECT_EQ(options.argoApiTimeoutMs, 2000);
+  // A lookup (500 ms) and three API calls fit the registration's 5 s.
+  EXPECT_EQ(options.argoApiTimeoutMs, 1000);
   EXPECT_EQ(webhook::parseArgoOutputsMode(options.argoOutputs), webhook::ArgoOutputsMode::kAuto);
 }
 
@@ -32,12 +33,12 @@ TEST(ArgoOptions, FlagsAndEnvironment) {
   EXPECT_EQ(flags.argoApiTimeoutMs, 750);
 
   ::setenv("ARGO_OUTPUTS", "annotation", 1);
-  ::setenv("KCACHE_ARGO_API_TIMEOUT_MS", "1000", 1);
+  ::setenv("KCACHE_ARGO_API_TIMEOUT_MS", "1500", 1);
   const auto environment = parse({});
   ::unsetenv("ARGO_OUTPUTS");
   ::unsetenv("KCACHE_ARGO_API_TIMEOUT_MS");
   EXPECT_EQ(environment.argoOutputs, "annotation");
-  EXPECT_EQ(environment.argoApiTimeoutMs, 1000);
+  EXPECT_EQ(environment.argoApiTimeoutMs, 1500);
 }
 
 TEST(ArgoOptions, RefusesUnknownModesAndTimeoutsOutOfRange) {
