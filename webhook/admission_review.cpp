@@ -260,11 +260,7 @@ std::string encodeAdmissionResponse(const AdmissionRequest& request,
                                     const AdmissionResponse& response) {
   // Written directly rather than through a JSON tree: the base64 patch is most of the answer, and
   // a serializer would copy and re-escape it. Members in the order a sorted-map serializer uses.
-  std::string patch;
-  if (response.patch) {
-    // Replace, not throw, on invalid UTF-8: the answer must always be produced.
-    patch = response.patch->dump(-1, ' ', false, json::error_handler_t::replace);
-  }
+  const std::string_view patch = response.patch ? std::string_view(response.patch->text()) : "";
   std::string out;
   out.reserve(160 + request.uid.size() + (patch.size() + 2) / 3 * 4);
   out += R"({"apiVersion":)";
@@ -308,6 +304,69 @@ void appendBase64(std::string& out, std::string_view bytes) {
   *next++ = kAlphabet[(chunk >> 12) & 63];
   *next++ = rest == 2 ? kAlphabet[(chunk >> 6) & 63] : '=';
   *next = '=';
+}
+
+JsonPatch::JsonPatch(const json& patch)
+    : text_(patch.dump(-1, ' ', false, json::error_handler_t::replace)) {}
+
+JsonPatch::operator json() const {
+  return json::parse(text_);
+}
+
+bool operator==(const json& tree, const JsonPatch& patch) {
+  return tree == json(patch);
+}
+
+std::ostream& operator<<(std::ostream& out, const JsonPatch& patch) {
+  return out << patch.text();
+}
+
+void appendJsonString(std::string& out, std::string_view value) {
+  // Invalid UTF-8 (possible only in outputs read from the store: reviews are validated when
+  // decoded) takes nlohmann's own replacement path, so the text stays what dump() gives.
+  if (!simdjson::validate_utf8(value.data(), value.size())) {
+    out += json(std::string(value)).dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.reserve(out.size() + value.size() + 2);
+  out += '"';
+  size_t plainFrom = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(value.data() + plainFrom, i - plainFrom);
+    plainFrom = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xF];
+    }
+  }
+  out.append(value.data() + plainFrom, value.size() - plainFrom);
+  out += '"';
 }
 
 std::string base64Encode(std::string_view bytes) {

@@ -2,8 +2,10 @@
 // AdmissionReview decoding and encoding (admission.k8s.io/v1 and v1beta1), as pure functions.
 // The answer always echoes the request's apiVersion, kind and uid.
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -41,9 +43,36 @@ inline constexpr int kMaxReviewNestingDepth = 512;
 // anything that is not a usable AdmissionReview comes back as a ReviewError saying what is wrong.
 core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_view body);
 
+// A JSON Patch document kept as its serialized text, which is what the answer base64-encodes:
+// the hit path writes it directly instead of building and dumping a JSON tree. The text is
+// byte for byte what nlohmann's dump() gives for the same patch (members sorted, no spaces).
+class JsonPatch {
+ public:
+  JsonPatch() = default;
+  explicit JsonPatch(std::string text) : text_(std::move(text)) {}
+  // From a patch built as JSON (tests, tools); invalid UTF-8 is replaced, never thrown on.
+  JsonPatch(const nlohmann::json& patch);  // NOLINT(google-explicit-constructor): reads as JSON
+
+  const std::string& text() const { return text_; }
+  std::string dump() const { return text_; }
+  // Parsed back, to apply it with nlohmann's json::patch.
+  operator nlohmann::json() const;  // NOLINT(google-explicit-constructor)
+
+  friend bool operator==(const JsonPatch&, const JsonPatch&) = default;
+  friend bool operator==(const nlohmann::json& tree, const JsonPatch& patch);
+  friend std::ostream& operator<<(std::ostream& out, const JsonPatch& patch);
+
+ private:
+  std::string text_;
+};
+
+// Appends `value` as a JSON string exactly as nlohmann's dump() writes it (UTF-8 kept, control
+// characters escaped, invalid UTF-8 replaced by U+FFFD).
+void appendJsonString(std::string& out, std::string_view value);
+
 struct AdmissionResponse {
-  bool allowed = true;  // kcache never denies; the field exists to make that explicit
-  std::optional<nlohmann::json> patch;  // a JSON Patch array, absent when nothing changes
+  bool allowed = true;             // kcache never denies; the field exists to make that explicit
+  std::optional<JsonPatch> patch;  // a JSON Patch array, absent when nothing changes
 };
 
 // Encodes the answer in the request's version, echoing apiVersion, kind and uid; patchType

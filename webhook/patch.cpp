@@ -1,5 +1,6 @@
 #include "webhook/patch.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -12,7 +13,7 @@ namespace {
 using nlohmann::json;
 namespace contract = core::contract;
 
-using StringMap = std::vector<std::pair<std::string_view, std::string>>;
+using StringMap = std::vector<std::pair<std::string_view, std::string_view>>;
 
 bool hasMember(const json& object, std::string_view name) {
   return object.is_object() && object.find(name) != object.end();
@@ -25,44 +26,7 @@ const json& memberOrNull(const json& object, std::string_view name) {
   return it == object.end() ? kNull : *it;
 }
 
-// One JSON Patch operation. Built member by member: nlohmann's initializer lists copy every
-// nested value, which showed in the hit path's profile.
-json operation(std::string_view kind, std::string path) {
-  json op = json::object();
-  op["op"] = kind;
-  op["path"] = std::move(path);
-  return op;
-}
-json operation(std::string_view kind, std::string path, json value) {
-  json op = operation(kind, std::move(path));
-  op["value"] = std::move(value);
-  return op;
-}
-
-// Adds each key of `entries` to metadata.<mapName>: one op per key into an existing map, or one op
-// creating the map (or the whole metadata) when it does not exist yet.
-void addToMetadataMap(json& patch, const json& pod, std::string_view mapName,
-                      const StringMap& entries) {
-  const json& metadata = memberOrNull(pod, "metadata");
-  const json& existing = memberOrNull(metadata, mapName);
-  if (existing.is_object()) {
-    for (const auto& [key, value] : entries) {
-      patch.push_back(operation(
-          "add", "/metadata/" + std::string(mapName) + "/" + escapePointerToken(key), value));
-    }
-    return;
-  }
-  // The decision only patches pods with a cache_enabled label, so metadata is an object here.
-  json map = json::object();
-  for (const auto& [key, value] : entries) map[std::string(key)] = value;
-  patch.push_back(operation("add", "/metadata/" + std::string(mapName), std::move(map)));
-}
-
-}  // namespace
-
-std::string escapePointerToken(std::string_view token) {
-  std::string out;
-  out.reserve(token.size());
+void appendPointerToken(std::string& out, std::string_view token) {
   for (char c : token) {
     if (c == '~') {
       out += "~0";
@@ -72,6 +36,106 @@ std::string escapePointerToken(std::string_view token) {
       out += c;
     }
   }
+}
+
+// Writes the patch text directly. Members of every object are written in the order nlohmann's
+// sorted maps dump them ("op" < "path" < "value"), so the text equals the dump of the same
+// patch built as a tree (tests/webhook/server_answer_text_test.cpp checks it for every fixture).
+class PatchWriter {
+ public:
+  PatchWriter() {
+    out_.reserve(1024);
+    out_ += '[';
+  }
+
+  // {"op":<kind>,"path":<path>  -- the caller closes the operation.
+  void beginOperation(std::string_view kind, std::string_view path) {
+    if (out_.size() > 1) out_ += ',';
+    out_ += R"({"op":)";
+    appendJsonString(out_, kind);
+    out_ += R"(,"path":)";
+    appendJsonString(out_, path);
+  }
+  // The same for <path>/<key> (the key escaped as a JSON Pointer token).
+  void beginOperation(std::string_view kind, std::string_view path, std::string_view key) {
+    pointer_.assign(path);
+    pointer_ += '/';
+    appendPointerToken(pointer_, key);
+    beginOperation(kind, pointer_);
+  }
+  void operation(std::string_view kind, std::string_view path) {
+    beginOperation(kind, path);
+    out_ += '}';
+  }
+  void stringOperation(std::string_view kind, std::string_view path, std::string_view key,
+                       std::string_view value) {
+    beginOperation(kind, path, key);
+    out_ += R"(,"value":)";
+    appendJsonString(out_, value);
+    out_ += '}';
+  }
+  // Adds each key of `entries` to metadata.<mapName>: one op per key into an existing map, or one
+  // op creating the map when it does not exist yet.
+  void addToMetadataMap(const json& pod, std::string_view mapName, StringMap entries) {
+    std::string path = "/metadata/";
+    path += mapName;
+    const json& existing = memberOrNull(memberOrNull(pod, "metadata"), mapName);
+    if (existing.is_object()) {
+      for (const auto& [key, value] : entries) stringOperation("add", path, key, value);
+      return;
+    }
+    // The decision only patches pods with a cache_enabled label, so metadata is an object here.
+    // A map dumps its keys sorted, and a repeated key keeps its last value.
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    beginOperation("add", path);
+    out_ += R"(,"value":{)";
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i + 1 < entries.size() && entries[i + 1].first == entries[i].first) continue;
+      if (out_.back() != '{') out_ += ',';
+      appendJsonString(out_, entries[i].first);
+      out_ += ':';
+      appendJsonString(out_, entries[i].second);
+    }
+    out_ += "}}";
+  }
+  void cachedStepContainers(const AdmissionConfig& config) {
+    beginOperation("replace", "/spec/containers");
+    // cachedStepContainer(config) as text; the message carries literal double quotes.
+    out_ += R"(,"value":[{"command":["echo",)";
+    std::string message;
+    message.reserve(contract::kCachedStepMessage.size() + 2);
+    message += '"';
+    message += contract::kCachedStepMessage;
+    message += '"';
+    appendJsonString(out_, message);
+    out_ += R"(],"image":)";
+    appendJsonString(out_, config.cacheImage);
+    out_ += R"(,"name":)";
+    appendJsonString(out_, contract::kCachedStepContainerName);
+    out_ += R"(,"resources":{"requests":{"cpu":)";
+    appendJsonString(out_, contract::kCachedStepCpuRequest);
+    out_ += R"(,"memory":)";
+    appendJsonString(out_, contract::kCachedStepMemoryRequest);
+    out_ += "}}}]}";
+  }
+
+  JsonPatch finish() && {
+    out_ += ']';
+    return JsonPatch(std::move(out_));
+  }
+
+ private:
+  std::string out_;
+  std::string pointer_;
+};
+
+}  // namespace
+
+std::string escapePointerToken(std::string_view token) {
+  std::string out;
+  out.reserve(token.size());
+  appendPointerToken(out, token);
   return out;
 }
 
@@ -97,45 +161,41 @@ json cachedStepContainer(const AdmissionConfig& config) {
   return container;
 }
 
-std::optional<json> buildPatch(const json& pod, const AdmissionDecision& decision,
-                               const AdmissionConfig& config) {
-  json patch = json::array();
+std::optional<JsonPatch> buildPatch(const json& pod, const AdmissionDecision& decision,
+                                    const AdmissionConfig& config) {
+  const bool changesPod = std::holds_alternative<Hit>(decision.outcome) ||
+                          std::holds_alternative<Miss>(decision.outcome);
+  if (!changesPod) return std::nullopt;
+  PatchWriter patch;
   if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
     const json& spec = memberOrNull(pod, "spec");
-    json containers = json::array();
-    containers.push_back(cachedStepContainer(config));
-    patch.push_back(operation("replace", "/spec/containers", std::move(containers)));
+    patch.cachedStepContainers(config);
     if (!config.keepNodeRestrictions) {
-      if (hasMember(spec, "affinity")) patch.push_back(operation("remove", "/spec/affinity"));
-      if (hasMember(spec, "nodeSelector")) {
-        patch.push_back(operation("remove", "/spec/nodeSelector"));
-      }
+      if (hasMember(spec, "affinity")) patch.operation("remove", "/spec/affinity");
+      if (hasMember(spec, "nodeSelector")) patch.operation("remove", "/spec/nodeSelector");
     }
-    if (hasMember(spec, "initContainers")) {
-      patch.push_back(operation("remove", "/spec/initContainers"));
-    }
+    if (hasMember(spec, "initContainers")) patch.operation("remove", "/spec/initContainers");
     // The outputs annotation is restored in every mode: Argo <= 3.5 reads it, later lines ignore
     // it. Argo 3.5.11-3.5.15 read it only next to report-outputs-completed.
     StringMap annotations{{contract::kExecutionCacheKeyAnnotation, decision.key},
                           {contract::kArgoOutputsAnnotation, hit->outputs.argoOutputs}};
     if (decision.outputsDelivery == OutputsDelivery::kAnnotation) {
-      annotations.emplace_back(contract::kArgoReportOutputsCompleted, std::string(contract::kTrue));
+      annotations.emplace_back(contract::kArgoReportOutputsCompleted, contract::kTrue);
     }
-    addToMetadataMap(patch, pod, "annotations", annotations);
-    addToMetadataMap(patch, pod, "labels",
-                     {{contract::kCacheIdLabel, std::to_string(hit->entryId)},
-                      {contract::kReusedFromCacheLabel, std::string(contract::kTrue)},
-                      {contract::kMetadataExecutionIdLabel, hit->outputs.metadataExecutionId},
-                      {contract::kMetadataWrittenLabel, std::string(contract::kTrue)}});
-    return patch;
+    patch.addToMetadataMap(pod, "annotations", std::move(annotations));
+    const std::string entryId = std::to_string(hit->entryId);
+    patch.addToMetadataMap(pod, "labels",
+                           {{contract::kCacheIdLabel, entryId},
+                            {contract::kReusedFromCacheLabel, contract::kTrue},
+                            {contract::kMetadataExecutionIdLabel, hit->outputs.metadataExecutionId},
+                            {contract::kMetadataWrittenLabel, contract::kTrue}});
+    return std::move(patch).finish();
   }
-  if (std::holds_alternative<Miss>(decision.outcome)) {
-    addToMetadataMap(patch, pod, "annotations",
-                     {{contract::kExecutionCacheKeyAnnotation, decision.key}});
-    addToMetadataMap(patch, pod, "labels", {{contract::kCacheIdLabel, std::string()}});
-    return patch;
-  }
-  return std::nullopt;
+  // A miss: the key annotation and an empty cache_id label, as Kubeflow's own webhook adds.
+  patch.addToMetadataMap(pod, "annotations",
+                         {{contract::kExecutionCacheKeyAnnotation, decision.key}});
+  patch.addToMetadataMap(pod, "labels", {{contract::kCacheIdLabel, ""}});
+  return std::move(patch).finish();
 }
 
 }  // namespace kcache::webhook

@@ -18,8 +18,7 @@ std::string escapePointerToken(std::string_view token);
 nlohmann::json cachedStepContainer(const AdmissionConfig& config);
 
 // nullopt for Skip and Failure (the pod is let through untouched).
-std::optional<nlohmann::json> buildPatch(const nlohmann::json& pod,
-                                         const AdmissionDecision& decision,
-                                         const AdmissionConfig& config);
+std::optional<JsonPatch> buildPatch(const nlohmann::json& pod, const AdmissionDecision& decision,
+                                    const AdmissionConfig& config);
 
 }  // namespace kcache::webhook

@@ -20,6 +20,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -361,6 +362,21 @@ class Environment {
     return text.find(flag) != std::string::npos;
   }
 
+  // KCACHE_BENCH_SERVER_ENV="NAME=VALUE NAME=VALUE": set for the cache-server processes only
+  // (e.g. LD_PRELOAD of another malloc, GLIBC_TUNABLES), so the load generator and the baseline
+  // run as before. Called in the forked child, before exec.
+  static void applyServerEnvironment() {
+    const char* settings = std::getenv("KCACHE_BENCH_SERVER_ENV");
+    if (settings == nullptr) return;
+    std::istringstream words(settings);
+    std::string word;
+    while (words >> word) {
+      const auto equals = word.find('=');
+      if (equals == std::string::npos || equals == 0) continue;
+      setenv(word.substr(0, equals).c_str(), word.substr(equals + 1).c_str(), 1);
+    }
+  }
+
   ServerProcess startServer(int postgresPort, const std::string& dbName,
                             const std::vector<std::string>& extraArguments) {
     ServerProcess server;
@@ -380,6 +396,7 @@ class Environment {
     arguments.insert(arguments.end(), extraArguments.begin(), extraArguments.end());
     server.pid = fork();
     if (server.pid == 0) {
+      applyServerEnvironment();
       std::vector<char*> argv;
       for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
       argv.push_back(nullptr);
