@@ -324,7 +324,9 @@ std::ostream& operator<<(std::ostream& out, const JsonPatch& patch) {
 void appendJsonString(std::string& out, std::string_view value) {
   // Invalid UTF-8 (possible only in outputs read from the store: reviews are validated when
   // decoded) takes nlohmann's own replacement path, so the text stays what dump() gives.
-  if (!simdjson::validate_utf8(value.data(), value.size())) {
+  const bool ascii = std::all_of(value.begin(), value.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (!ascii && !simdjson::validate_utf8(value.data(), value.size())) {
     out += json(std::string(value)).dump(-1, ' ', false, json::error_handler_t::replace);
     return;
   }
