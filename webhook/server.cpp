@@ -146,10 +146,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void readRequest() {
     // The body's storage is handed from one request's parser to the next: a review is ~9 KB,
     // and allocating it anew for every request showed in the profile.
-    http::request<http::string_body> message;
-    if (parser_) message.body() = std::move(parser_->get().body());
-    message.body().clear();
-    parser_.emplace(std::move(message));
+    std::string bodyStorage;
+    if (parser_) bodyStorage = std::move(parser_->get().body());
+    bodyStorage.clear();
+    parser_.emplace();
+    parser_->get().body() = std::move(bodyStorage);
     parser_->body_limit(shared_.options.bodyLimitBytes);
     parser_->header_limit(static_cast<std::uint32_t>(shared_.options.headerLimitBytes));
     if (buffer_.size() > 0) {
