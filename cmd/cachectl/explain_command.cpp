@@ -66,13 +66,38 @@ std::string whyNotReused(const store::CacheEntry& entry, const webhook::LookupPl
          "caches";
 }
 
-void explain(const GlobalOptions& global, const std::string& path) {
+// The ARGO_TEMPLATE value of a ConfigMap document (JSON or YAML), as Argo offloads it.
+std::string offloadedTemplate(const std::string& path) {
+  const json configMap = readDocument(path);
+  if (!configMap.is_object() || !configMap.contains("data") || !configMap["data"].is_object() ||
+      !configMap["data"].contains("ARGO_TEMPLATE") ||
+      !configMap["data"]["ARGO_TEMPLATE"].is_string()) {
+    throw UsageError(path + ": not a ConfigMap with a data.ARGO_TEMPLATE string");
+  }
+  return configMap["data"]["ARGO_TEMPLATE"].get<std::string>();
+}
+
+void explain(const GlobalOptions& global, const std::string& path,
+             const std::string& configMapPath) {
   const auto request = requestFor(path);
   const store::CacheScope scope = cacheScope(global);
   const auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
   for (const auto& warning : loaded.warnings) std::cout << "note: " << warning << "\n";
 
-  const webhook::Plan plan = webhook::planLookup(request, loaded.config);
+  webhook::Plan plan = webhook::planLookup(request, loaded.config);
+  if (auto* offloaded = std::get_if<webhook::LookupPlan>(&plan);
+      offloaded != nullptr && offloaded->templateOffloaded) {
+    // Argo moved a template over 128 KiB into the ConfigMap named after the pod; the webhook
+    // reads it through the API, explain from a file.
+    if (configMapPath.empty()) {
+      throw UsageError("the pod's ARGO_TEMPLATE is \"offloaded\": Argo keeps it in ConfigMap " +
+                       request.namespaceName + "/" + request.name +
+                       " (key ARGO_TEMPLATE); save it (kubectl get configmap -o yaml) and pass "
+                       "it with --configmap");
+    }
+    std::visit([&plan](auto&& next) { plan = std::move(next); },
+               webhook::withOffloadedTemplate(*offloaded, offloadedTemplate(configMapPath)));
+  }
   std::cout << "pod " << request.namespaceName << "/"
             << (request.name.empty() ? "(generated name)" : request.name) << "\n";
   if (const auto* skip = std::get_if<webhook::Skip>(&plan)) {
@@ -102,6 +127,13 @@ void explain(const GlobalOptions& global, const std::string& path) {
   const auto hit =
       store->lookup(scope, lookup.namespaceName, lookup.key, lookup.staleness.seconds, now);
   if (hit) {
+    // The webhook's own reading of the entry: one it cannot replay runs the step.
+    const auto outcome = webhook::interpretLookup(hit);
+    if (const auto* miss = std::get_if<webhook::Miss>(&outcome)) {
+      std::cout << "result: MISS, " << miss->unreadableEntry
+                << ": the step runs, and the watcher records it again when it succeeds\n";
+      return;
+    }
     std::cout << "result: HIT, entry " << hit->id << " recorded " << formatTime(hit->startedAtInSec)
               << " (" << formatDuration(now - hit->startedAtInSec) << " ago) by pod "
               << (hit->namespaceName.empty() ? "" : hit->namespaceName + "/") << hit->podName
@@ -136,7 +168,11 @@ void addExplainCommand(CLI::App& app, const GlobalOptions& global) {
   command
       ->add_option("--pod", *podPath, "Pod as JSON or YAML, or an AdmissionReview ('-' for stdin)")
       ->required();
-  command->callback([&global, podPath] { explain(global, *podPath); });
+  auto configMapPath = std::make_shared<std::string>();
+  command->add_option("--configmap", *configMapPath,
+                      "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template");
+  command->callback(
+      [&global, podPath, configMapPath] { explain(global, *podPath, *configMapPath); });
 }
 
 }  // namespace kcache::cachectl

@@ -27,8 +27,15 @@ void runKey(const KeyOptions& options) {
     const auto found = core::findArgoTemplate(pod);
     if (!found) {
       throw UsageError(options.podPath +
-                       ": no ARGO_TEMPLATE env var with a value on the first, `main` or init "
-                       "containers, so the pod has no execution key (kcache lets it through)");
+                       ": no ARGO_TEMPLATE env var with a value on the first, `main`, init or "
+                       "supervisor containers, so the pod has no execution key (kcache lets it "
+                       "through)");
+    }
+    if (found->offloaded) {
+      throw UsageError(options.podPath +
+                       ": ARGO_TEMPLATE is \"offloaded\": Argo keeps the template in the "
+                       "ConfigMap named after the pod (key ARGO_TEMPLATE); pass that value with "
+                       "--template");
     }
     argoTemplate = found->argoTemplate;
     origin = options.podPath + " (container " + found->containerName + ")";

@@ -204,6 +204,27 @@ TEST_F(CachectlTest, ExplainNamesEverySkipRule) {
   EXPECT_NE(offloaded.out.find("considered: no"), std::string::npos) << offloaded.out;
 }
 
+TEST_F(CachectlTest, ExplainReadsAnOffloadedTemplateFromItsConfigMap) {
+  const std::string pods = std::string(KCACHE_TEST_DATA_DIR) + "/pods/";
+  const auto withoutConfigMap = run({"explain", "--pod", pods + "argo-3.6-offloaded.json"}, false);
+  EXPECT_NE(withoutConfigMap.exitCode, 0);
+  EXPECT_NE(withoutConfigMap.err.find("--configmap"), std::string::npos) << withoutConfigMap.err;
+
+  const auto keyOfOffloaded = run({"key", "--pod", pods + "argo-3.6-offloaded.json"}, false);
+  EXPECT_EQ(keyOfOffloaded.exitCode, 1);
+  EXPECT_NE(keyOfOffloaded.err.find("ConfigMap named after the pod"), std::string::npos)
+      << keyOfOffloaded.err;
+
+  // The key is the one of the same template inline (the 3.6 fixture carries it on `init`).
+  const auto inlineKey = run({"key", "--pod", pods + "argo-3.6.json"}, false);
+  ASSERT_EQ(inlineKey.exitCode, 0) << inlineKey.err;
+  const auto explained = run({"explain", "--pod", pods + "argo-3.6-offloaded.json", "--configmap",
+                              pods + "argo-3.6-offloaded.configmap.json"});
+  EXPECT_EQ(explained.exitCode, 0) << explained.err;
+  EXPECT_NE(explained.out.find("execution key: " + inlineKey.out.substr(0, 64)), std::string::npos)
+      << explained.out;
+}
+
 TEST_F(CachectlTest, ExplainNamesEveryMissReason) {
   const std::string key = fixtureKey();
   json review =
