@@ -51,6 +51,9 @@ COPY --from=build /out/cache-server /out/cachectl /usr/local/bin/
 # Fails the build if a shared library is missing at run time.
 RUN cache-server --help >/dev/null && cachectl --help >/dev/null
 USER 65532:65532
+# glibc keeps more freed blocks per thread for reuse: ~10% less CPU per cache hit, no more memory
+# (webhook/README.md, Figures). A Deployment may override it.
+ENV GLIBC_TUNABLES=glibc.malloc.tcache_count=2000
 # 8443: TLS admission webhook (/mutate). 8080: plain HTTP /healthz, /readyz, /metrics.
 EXPOSE 8443 8080
 ENTRYPOINT ["/usr/local/bin/cache-server"]

@@ -56,10 +56,16 @@ AdmissionHandler::AdmissionHandler(AdmissionConfig config, store::CacheLookup& l
       unreadableEntries_(metrics.counter(
           "kcache_cache_entries_unreadable_total",
           "Cache entries found whose ExecutionOutput could not be read (treated as a miss).")) {
-  // Make every outcome visible at 0 from the first scrape.
-  for (const char* outcome : {"hit", "miss", "skipped", "error"}) {
-    metrics.counter("kcache_admission_requests_total", "Admission reviews answered, by outcome.",
-                    {{"outcome", outcome}});
+  // Every outcome is visible at 0 from the first scrape.
+  for (std::size_t index = 0; index < outcomeMetrics_.size(); ++index) {
+    const std::string outcome(outcomeLabel(index));
+    outcomeMetrics_[index].answered =
+        &metrics.counter("kcache_admission_requests_total",
+                         "Admission reviews answered, by outcome.", {{"outcome", outcome}});
+    outcomeMetrics_[index].duration =
+        &metrics.histogram("kcache_admission_duration_seconds",
+                           "Time from a complete review request to its answer, by outcome.",
+                           core::latencyBucketsSeconds(), {{"outcome", outcome}});
   }
 }
 
@@ -263,17 +269,11 @@ ReviewAnswer AdmissionHandler::finish(const AdmissionRequest& request,
     spdlog::error("no patch for pod {}: {}", podRef(request), error.what());
     response.patch.reset();
   }
-  const auto outcome = std::string(outcomeLabel(decision));
   const double took = secondsSince(started);
-  metrics_
-      .counter("kcache_admission_requests_total", "Admission reviews answered, by outcome.",
-               {{"outcome", outcome}})
-      .inc();
-  metrics_
-      .histogram("kcache_admission_duration_seconds",
-                 "Time from a complete review request to its answer, by outcome.",
-                 core::latencyBucketsSeconds(), {{"outcome", outcome}})
-      .observe(took);
+  static_assert(std::variant_size_v<decltype(decision.outcome)> == 4);
+  const auto& outcomeMetrics = outcomeMetrics_[decision.outcome.index()];
+  outcomeMetrics.answered->inc();
+  outcomeMetrics.duration->observe(took);
   const double tookMs = took * 1000;
   if (const auto* skip = std::get_if<Skip>(&decision.outcome)) {
     metrics_

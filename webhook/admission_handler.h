@@ -2,6 +2,7 @@
 // One admission review from body to answer: decode, plan, look up, decide, patch, encode; with
 // the metrics and the log line. The blocking store lookup is separated (prepare / complete) so
 // the server can run it off its I/O threads and answer on its own if it takes too long.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -89,6 +90,13 @@ class AdmissionHandler {
   std::atomic<bool> storeAnswered_{false};
   OutputsModeLog outputsModes_;
 
+  // Per outcome, in the order of AdmissionDecision::outcome's alternatives (skipped, error, miss,
+  // hit): looked up once here rather than by name and labels on every answer.
+  struct OutcomeMetrics {
+    core::Counter* answered = nullptr;
+    core::Histogram* duration = nullptr;
+  };
+  std::array<OutcomeMetrics, 4> outcomeMetrics_;
   core::Histogram& storeLatency_;
   core::Counter& storeErrors_;
   core::Counter& savedSeconds_;

@@ -256,7 +256,11 @@ LookupOutcome interpretLookup(const std::optional<store::CacheEntry>& entry) {
 }
 
 std::string_view outcomeLabel(const AdmissionDecision& decision) {
-  switch (decision.outcome.index()) {
+  return outcomeLabel(decision.outcome.index());
+}
+
+std::string_view outcomeLabel(std::size_t index) {
+  switch (index) {
     case 0:
       return "skipped";
     case 1:

@@ -130,5 +130,7 @@ struct AdmissionDecision {
 };
 
 std::string_view outcomeLabel(const AdmissionDecision& decision);  // hit, miss, skipped, error
+// The label of AdmissionDecision::outcome's alternative number `index`.
+std::string_view outcomeLabel(std::size_t index);
 
 }  // namespace kcache::webhook
