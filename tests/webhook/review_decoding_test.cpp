@@ -16,15 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<std::string> fixtureNames() {
-  std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(KCACHE_ADMISSION_FIXTURES_DIR)) {
-    if (entry.path().extension() == ".json") names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // What a plan says, as text, so that two plans compare in one assertion with a readable diff.
 std::string describe(const Plan& plan) {
   if (const auto* skip = std::get_if<Skip>(&plan)) {
@@ -87,7 +78,7 @@ void expectSameAsFullObject(const std::string& body, const std::string& label) {
 }
 
 TEST(ReviewDecodingTest, EveryFixtureDecidesAndPatchesAsTheFullObject) {
-  const auto names = fixtureNames();
+  const auto names = testing::fixtureNames();
   ASSERT_GE(names.size(), 10u);
   for (const auto& name : names) expectSameAsFullObject(testing::readFixture(name), name);
 }

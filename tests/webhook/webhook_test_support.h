@@ -17,6 +17,8 @@
 namespace kcache::webhook::testing {
 
 std::string readFixture(const std::string& name);  // tests/data/admission/<name>
+// The names of every tests/data/admission/*.json fixture, sorted.
+std::vector<std::string> fixtureNames();
 nlohmann::json fixtureJson(const std::string& name);
 
 // Entries in memory with the store's semantics: newest fresh entry of the scope.

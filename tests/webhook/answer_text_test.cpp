@@ -4,8 +4,6 @@
 // for every fixture, every decision, both node-restriction settings and values that need escaping.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <filesystem>
 #include <vector>
 
 #include "core/pod_contract.h"
@@ -182,20 +180,8 @@ void expectWrittenAsTree(const json& pod, const AdmissionDecision& decision,
   EXPECT_EQ(encodeAdmissionResponse(request, response), answer.dump());
 }
 
-std::vector<std::string> fixtureNames() {
-  std::vector<std::string> names;
-  // This binary has no fixture directory defined; the fixtures sit beside this source file.
-  const auto directory =
-      std::filesystem::path(__FILE__).parent_path() / ".." / "data" / "admission";
-  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
-    if (entry.path().extension() == ".json") names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 TEST(AnswerTextTest, PatchAndAnswerAreTheDumpOfTheTreeForEveryFixture) {
-  const auto names = fixtureNames();
+  const auto names = testing::fixtureNames();
   ASSERT_GE(names.size(), 10u);
   for (const auto& name : names) {
     SCOPED_TRACE(name);
