@@ -59,7 +59,6 @@ struct ObjectListPage {
   std::string resourceVersion;
   std::string continueToken;  // empty on the last page
 };
-using PodListPage = ObjectListPage;
 
 struct WatchOptions {
   std::string labelSelector;

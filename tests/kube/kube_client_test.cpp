@@ -37,7 +37,7 @@ TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   std::vector<std::string> names;
   std::string firstVersion;
   do {
-    PodListPage page = api->list(resources::kPods, "ns1", options);
+    ObjectListPage page = api->list(resources::kPods, "ns1", options);
     if (firstVersion.empty()) firstVersion = page.resourceVersion;
     for (const auto& pod : page.items) names.push_back(pod["metadata"]["name"]);
     options.continueToken = page.continueToken;
@@ -45,7 +45,7 @@ TEST(KubeClient, ListsPodsPageByPageWithLabelSelector) {
   EXPECT_EQ(names.size(), 7u);
   EXPECT_EQ(firstVersion, std::to_string(server.resourceVersion()));
 
-  const PodListPage all =
+  const ObjectListPage all =
       api->list(resources::kPods, "", listOptions("pipelines.kubeflow.org/cache_id", 0, ""));
   EXPECT_EQ(all.items.size(), 8u);
   EXPECT_TRUE(all.continueToken.empty());
@@ -55,7 +55,7 @@ TEST(KubeClient, ExpiredContinueTokenIs410) {
   FakeKubeServer server;
   for (int i = 0; i < 4; ++i) server.createPod(makeTaggedPod("ns", numbered("p", i), keyFor(i)));
   auto api = makeKubeClient(configFor(server));
-  const PodListPage first = api->list(resources::kPods, "ns", listOptions("", 2, ""));
+  const ObjectListPage first = api->list(resources::kPods, "ns", listOptions("", 2, ""));
   ASSERT_FALSE(first.continueToken.empty());
   server.createPod(makeTaggedPod("ns", "late", keyFor(9)));
   server.expireHistory();
