@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -608,12 +610,27 @@ class TemplateCanonicalizer {
   KeyError pendingError_{KeyErrorKind::kJsonSyntax, {}};
 };
 
-std::string sha256Hex(std::string_view bytes) {
+constexpr std::string_view kNamespaceBoundPrefix = "{\"namespace\":";
+constexpr std::string_view kNamespaceBoundMiddle = ",\"template\":";
+constexpr std::string_view kNamespaceBoundSuffix = "}";
+
+// SHA-256 over the concatenation of `pieces`, in lower-case hex; hashing the pieces in turn
+// spares a copy of the canonical bytes for the namespace-bound key.
+std::string sha256Hex(std::initializer_list<std::string_view> pieces) {
+  struct ContextDeleter {
+    void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
+  };
+  const std::unique_ptr<EVP_MD_CTX, ContextDeleter> context(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digestLength = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &digestLength, EVP_sha256(), nullptr) != 1) {
+  bool ok = context != nullptr && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1;
+  for (std::string_view piece : pieces) {
+    ok = ok && EVP_DigestUpdate(context.get(), piece.data(), piece.size()) == 1;
+  }
+  ok = ok && EVP_DigestFinal_ex(context.get(), digest, &digestLength) == 1;
+  if (!ok) {
     // Only reachable if OpenSSL itself is broken (no SHA-256 provider): nothing can be cached.
-    throw std::runtime_error("OpenSSL EVP_Digest(SHA-256) failed");
+    throw std::runtime_error("OpenSSL SHA-256 digest failed");
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex(digestLength * 2, '0');
@@ -622,6 +639,12 @@ std::string sha256Hex(std::string_view bytes) {
     hex[2 * i + 1] = kHex[digest[i] & 0xF];
   }
   return hex;
+}
+
+std::string goQuoted(std::string_view text) {
+  std::string quoted;
+  gojson::appendQuoted(quoted, text);
+  return quoted;
 }
 
 }  // namespace
@@ -657,10 +680,49 @@ Expected<std::string, KeyError> canonicalTemplate(std::string_view argoTemplate)
   return TemplateCanonicalizer(argoTemplate).run();
 }
 
-Expected<ExecutionKey, KeyError> computeExecutionKey(std::string_view argoTemplate) {
+std::string_view toString(KeyBinding binding) {
+  return binding == KeyBinding::kNamespaceBound ? "namespace-bound" : "template-only";
+}
+
+Expected<CanonicalTemplate, KeyError> CanonicalTemplate::of(std::string_view argoTemplate) {
   auto canonical = canonicalTemplate(argoTemplate);
   if (!canonical) return Unexpected<KeyError>{canonical.error()};
-  return ExecutionKey(sha256Hex(*canonical));
+  return CanonicalTemplate(std::move(*canonical));
+}
+
+ExecutionKey CanonicalTemplate::templateOnlyKey() const {
+  return ExecutionKey(sha256Hex({bytes_}));
+}
+
+ExecutionKey CanonicalTemplate::namespaceBoundKey(std::string_view namespaceName) const {
+  // Go's json.Marshal sorts map keys: "namespace" comes before "template".
+  const std::string quotedNamespace = goQuoted(namespaceName);
+  return ExecutionKey(sha256Hex({kNamespaceBoundPrefix, quotedNamespace, kNamespaceBoundMiddle,
+                                 bytes_, kNamespaceBoundSuffix}));
+}
+
+ExecutionKey CanonicalTemplate::key(KeyBinding binding, std::string_view namespaceName) const {
+  return binding == KeyBinding::kNamespaceBound ? namespaceBoundKey(namespaceName)
+                                                : templateOnlyKey();
+}
+
+std::string CanonicalTemplate::namespaceBoundBytes(std::string_view namespaceName) const {
+  std::string bytes(kNamespaceBoundPrefix);
+  gojson::appendQuoted(bytes, namespaceName);
+  bytes.append(kNamespaceBoundMiddle).append(bytes_).append(kNamespaceBoundSuffix);
+  return bytes;
+}
+
+Expected<ExecutionKey, KeyError> computeExecutionKey(std::string_view argoTemplate) {
+  return computeExecutionKey(argoTemplate, KeyBinding::kTemplateOnly, {});
+}
+
+Expected<ExecutionKey, KeyError> computeExecutionKey(std::string_view argoTemplate,
+                                                     KeyBinding binding,
+                                                     std::string_view namespaceName) {
+  auto canonical = CanonicalTemplate::of(argoTemplate);
+  if (!canonical) return Unexpected<KeyError>{canonical.error()};
+  return canonical->key(binding, namespaceName);
 }
 
 }  // namespace kcache::core

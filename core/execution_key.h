@@ -1,6 +1,8 @@
 #pragma once
 // The execution key: byte-for-byte the key Kubeflow Pipelines v1 computes from ARGO_TEMPLATE
-// (DESIGN.md section 4), so that entries written by Kubeflow's own cache server still match.
+// (docs/execution-key.md), so that entries written by Kubeflow's own cache server still match.
+// Two keys exist for one template: the template-only key of Kubeflow <= 2.17, and the key bound
+// to the pod's namespace that Kubeflow 2.18 introduced. Both hash the same canonical bytes.
 #include <string>
 #include <string_view>
 
@@ -35,15 +37,47 @@ class ExecutionKey {
 
  private:
   explicit ExecutionKey(std::string hex) : hex_(std::move(hex)) {}
-  friend Expected<ExecutionKey, KeyError> computeExecutionKey(std::string_view);
+  friend class CanonicalTemplate;
   std::string hex_;
+};
+
+// Which key a cache uses. kTemplateOnly: the SHA-256 of the canonical template (Kubeflow before
+// 2.18, and kcache's cluster scope, where an entry is shared by every namespace).
+// kNamespaceBound: the SHA-256 of Go's json.Marshal of {"namespace": ns, "template": <the kept
+// fields>} (Kubeflow 2.18 and later, and kcache's namespace scope).
+enum class KeyBinding { kTemplateOnly, kNamespaceBound };
+std::string_view toString(KeyBinding binding);
+
+// The kept fields of one template as Go marshals them, computed once; every key of the template
+// is a hash over these bytes, so asking for a second key costs one SHA-256, not a second parse.
+class CanonicalTemplate {
+ public:
+  // Never throws on any input.
+  static Expected<CanonicalTemplate, KeyError> of(std::string_view argoTemplate);
+
+  const std::string& bytes() const noexcept { return bytes_; }
+
+  ExecutionKey templateOnlyKey() const;
+  ExecutionKey namespaceBoundKey(std::string_view namespaceName) const;
+  ExecutionKey key(KeyBinding binding, std::string_view namespaceName) const;
+  // The exact bytes the namespace-bound key hashes (for `cachectl key --canonical`).
+  std::string namespaceBoundBytes(std::string_view namespaceName) const;
+
+ private:
+  explicit CanonicalTemplate(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string bytes_;
 };
 
 // The exact bytes Kubeflow hashes: the kept fields of the template, serialized as Go's
 // encoding/json marshals a map[string]interface{}.
 Expected<std::string, KeyError> canonicalTemplate(std::string_view argoTemplate);
 
-// SHA-256 of canonicalTemplate(argoTemplate). Never throws on any input.
+// The template-only key: SHA-256 of canonicalTemplate(argoTemplate). Never throws on any input.
 Expected<ExecutionKey, KeyError> computeExecutionKey(std::string_view argoTemplate);
+
+// The key of `binding` for a pod of `namespaceName`. Never throws on any input.
+Expected<ExecutionKey, KeyError> computeExecutionKey(std::string_view argoTemplate,
+                                                     KeyBinding binding,
+                                                     std::string_view namespaceName);
 
 }  // namespace kcache::core

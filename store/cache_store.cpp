@@ -35,8 +35,8 @@ std::string describeRequest(std::string_view what, CacheScope scope, std::string
   return text;
 }
 
-// The unique index's first column: the owning namespace, or "" for cluster-wide entries.
-std::string scopeKeyFor(CacheScope scope, std::string_view ns, const std::string& request) {
+// The namespace a lookup must match: the pod's in namespace scope, any ('') in cluster scope.
+std::string requiredNamespace(CacheScope scope, std::string_view ns, const std::string& request) {
   if (scope == CacheScope::kCluster) return "";
   if (ns.empty()) throw StoreError(request + ": namespace scope needs a namespace");
   return std::string(ns);
@@ -125,20 +125,33 @@ class CacheStore::Impl {
   std::optional<CacheEntry> lookup(CacheScope scope, std::string_view ns, std::string_view key,
                                    int64_t podStaleness, int64_t now) {
     const std::string request = describeRequest("lookup", scope, ns, key);
-    const std::string scopeKey = scopeKeyFor(scope, ns, request);
+    const std::string namespaceName = requiredNamespace(scope, ns, request);
     if (podStaleness == 0) return std::nullopt;  // caching disabled for this pod
     const std::string keyText(key);
     return withConnection(request, options_.lookupTimeout, [&](pqxx::connection& connection) {
       pqxx::nontransaction txn(connection);
       const pqxx::result rows =
-          txn.exec_prepared("kcache_lookup", scopeKey, keyText, now, podStaleness);
+          txn.exec_prepared("kcache_lookup", keyText, now, podStaleness, namespaceName);
+      return rows.empty() ? std::nullopt : std::optional<CacheEntry>(toEntry(rows[0]));
+    });
+  }
+
+  std::optional<CacheEntry> lookupLegacy(std::string_view key, int64_t podStaleness, int64_t now) {
+    const std::string request =
+        "store lookup of a namespace-less legacy row for key " + keyPreview(key);
+    if (podStaleness == 0) return std::nullopt;
+    const std::string keyText(key);
+    return withConnection(request, options_.lookupTimeout, [&](pqxx::connection& connection) {
+      pqxx::nontransaction txn(connection);
+      const pqxx::result rows =
+          txn.exec_prepared("kcache_lookup_legacy", keyText, now, podStaleness);
       return rows.empty() ? std::nullopt : std::optional<CacheEntry>(toEntry(rows[0]));
     });
   }
 
   int64_t record(CacheScope scope, const NewEntry& entry) {
     const std::string request = describeRequest("record", scope, entry.namespaceName, entry.key);
-    const std::string scopeKey = scopeKeyFor(scope, entry.namespaceName, request);
+    const std::string owner = requiredNamespace(scope, entry.namespaceName, request);
     if (entry.key.empty()) throw StoreError(request + ": empty key");
     // Between a refused upsert and reading the existing id, GC may delete the row: try again.
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -148,9 +161,15 @@ class CacheStore::Impl {
             setLocalTimeout(txn, options_.writeTimeout);
             pqxx::result rows = txn.exec_prepared(
                 "kcache_upsert", entry.key, entry.executionTemplate, entry.executionOutput,
-                entry.maxCacheStaleness, entry.recordedAtInSec, entry.namespaceName, scopeKey,
-                entry.podName, entry.runDurationSeconds);
-            if (rows.empty()) rows = txn.exec_prepared("kcache_existing_id", scopeKey, entry.key);
+                entry.maxCacheStaleness, entry.recordedAtInSec, entry.namespaceName, entry.podName,
+                entry.runDurationSeconds, owner);
+            if (rows.empty()) {
+              rows = txn.exec_prepared("kcache_existing_id", entry.key);
+              if (!rows.empty() && !owner.empty() && rows[0][1].as<std::string>() != owner) {
+                throw StoreError(request + ": the key already belongs to an entry of namespace " +
+                                 rows[0][1].as<std::string>());
+              }
+            }
             txn.commit();
             return rows.empty() ? std::nullopt : std::optional<int64_t>(rows[0][0].as<int64_t>());
           });
@@ -318,6 +337,7 @@ class CacheStore::Impl {
              std::to_string(serverTimeout(options_.lookupTimeout).count()));
     txn.exec("SET application_name = 'kcache'");
     connection.prepare("kcache_lookup", sql::kLookup);
+    connection.prepare("kcache_lookup_legacy", sql::kLookupLegacy);
     connection.prepare("kcache_upsert", sql::kUpsert);
     connection.prepare("kcache_existing_id", sql::kExistingId);
     connection.prepare("kcache_hits", sql::kHits);
@@ -459,6 +479,11 @@ std::optional<CacheEntry> CacheStore::lookup(CacheScope scope, std::string_view 
                                              std::string_view key, int64_t podStalenessSeconds,
                                              int64_t nowInSec) {
   return impl_->lookup(scope, namespaceName, key, podStalenessSeconds, nowInSec);
+}
+
+std::optional<CacheEntry> CacheStore::lookupLegacy(std::string_view legacyKey,
+                                                   int64_t podStalenessSeconds, int64_t nowInSec) {
+  return impl_->lookupLegacy(legacyKey, podStalenessSeconds, nowInSec);
 }
 
 void CacheStore::noteHit(int64_t entryId, int64_t nowInSec) {

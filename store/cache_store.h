@@ -10,13 +10,27 @@
 #include <string_view>
 #include <vector>
 
+#include "core/execution_key.h"
+
 namespace kcache::store {
 
-// kNamespace: an entry is recorded for, and found only by, its own namespace (one entry per
-// namespace and key). kCluster: one entry per key shared by all namespaces, as Kubeflow does;
-// rows Kubeflow itself wrote (no namespace) count as cluster entries. The two never mix: a
-// cluster lookup does not see namespace entries and vice versa.
+// kNamespace: an entry is recorded for, and found only by, its own namespace, under the
+// namespace-bound key of Kubeflow 2.18 (so Kubeflow 2.18 and kcache read each other's entries).
+// kCluster: one entry per template-only key shared by all namespaces, as Kubeflow <= 2.17 does;
+// rows Kubeflow <= 2.17 wrote (no namespace) are cluster entries. The two never mix: their keys
+// differ for every template (docs/execution-key.md).
 enum class CacheScope { kNamespace, kCluster };  // namespace scope is the default
+
+// The key each scope stores and looks up.
+constexpr core::KeyBinding keyBindingOf(CacheScope scope) {
+  return scope == CacheScope::kNamespace ? core::KeyBinding::kNamespaceBound
+                                         : core::KeyBinding::kTemplateOnly;
+}
+
+// KFP_SECURITY_LEGACY_CACHE_MODE, as Kubeflow 2.18 reads it. kAudit: in namespace scope, after a
+// genuine miss, a namespace-less row written before 2.18 under the template-only key may be
+// reused (never rewritten), and each such reuse is reported as an ownership_unknown finding.
+enum class LegacyCacheMode { kEnforce, kAudit };
 
 struct CacheEntry {
   int64_t id = 0;
@@ -52,6 +66,10 @@ class CacheLookup {
   virtual std::optional<CacheEntry> lookup(CacheScope scope, std::string_view namespaceName,
                                            std::string_view key, int64_t podStalenessSeconds,
                                            int64_t nowInSec) = 0;
+  // Audit mode only: a row without a namespace (written by Kubeflow before 2.18) under the
+  // template-only `legacyKey`, fresh by the same rules. Never remembered, never hit-counted.
+  virtual std::optional<CacheEntry> lookupLegacy(std::string_view legacyKey,
+                                                 int64_t podStalenessSeconds, int64_t nowInSec) = 0;
   // Hit accounting, must not block the caller on the database (queued, written in batches).
   virtual void noteHit(int64_t entryId, int64_t nowInSec) = 0;
 };
@@ -136,6 +154,8 @@ class CacheStore : public CacheLookup, public CacheRecorder {
   std::optional<CacheEntry> lookup(CacheScope scope, std::string_view namespaceName,
                                    std::string_view key, int64_t podStalenessSeconds,
                                    int64_t nowInSec) override;
+  std::optional<CacheEntry> lookupLegacy(std::string_view legacyKey, int64_t podStalenessSeconds,
+                                         int64_t nowInSec) override;
   void noteHit(int64_t entryId, int64_t nowInSec) override;
   int64_t record(CacheScope scope, const NewEntry& entry) override;
 

@@ -59,6 +59,12 @@ std::optional<CacheEntry> RecentHitCache::lookup(CacheScope scope, std::string_v
   return entry;
 }
 
+std::optional<CacheEntry> RecentHitCache::lookupLegacy(std::string_view legacyKey,
+                                                       int64_t podStalenessSeconds,
+                                                       int64_t nowInSec) {
+  return store_.lookupLegacy(legacyKey, podStalenessSeconds, nowInSec);
+}
+
 void RecentHitCache::noteHit(int64_t entryId, int64_t nowInSec) {
   store_.noteHit(entryId, nowInSec);
 }

@@ -15,7 +15,7 @@
 //   served during that time (the replaced one is still a valid result of the same step).
 // - Scopes and namespaces never mix: a namespace-scoped entry is only served to its namespace.
 // - Failures of the store are never remembered; they reach the caller as before.
-// - noteHit passes straight through (the store batches it).
+// - noteHit and lookupLegacy pass straight through (the store batches hits).
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -52,6 +52,9 @@ class RecentHitCache : public CacheLookup {
   std::optional<CacheEntry> lookup(CacheScope scope, std::string_view namespaceName,
                                    std::string_view key, int64_t podStalenessSeconds,
                                    int64_t nowInSec) override;
+  // Straight to the store: audit-mode reuses are rare and each must be reported.
+  std::optional<CacheEntry> lookupLegacy(std::string_view legacyKey, int64_t podStalenessSeconds,
+                                         int64_t nowInSec) override;
   void noteHit(int64_t entryId, int64_t nowInSec) override;
 
   // Never blocks on the database: the remembered entry when it is within the TTL and fresh for

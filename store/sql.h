@@ -9,24 +9,41 @@ inline constexpr const char* kEntryColumns =
        "MaxCacheStaleness", "StartedAtInSec", "EndedAtInSec", "RunDurationInSec", "HitCount",
        "LastHitAtInSec")";
 
-// $1 scope key, $2 cache key, $3 now, $4 pod staleness (never 0 here). Fresh by both the
-// entry's recorded staleness and the pod's, boundary inclusive as in Kubeflow. The unique
-// (ScopeKey, ExecutionCacheKey) index serves it and guarantees at most one row, which is the
-// newest entry for the key (record() replaces older ones): no ORDER BY, so no sort step.
+// Since migration 4 every row kcache writes has "ScopeKey" '' and the key alone tells the scope:
+// namespace-bound keys (namespace scope, Kubeflow 2.18) and template-only keys (cluster scope,
+// Kubeflow <= 2.17) never coincide. The unique ("ScopeKey", "ExecutionCacheKey") index therefore
+// holds at most one row per key, which is the newest entry for it (record() replaces older
+// ones): no ORDER BY, so no sort step. Rows an older kcache left with a namespace in "ScopeKey"
+// (template-only keys bound to a namespace that migration 4 could not convert) never match.
+inline constexpr const char* kFreshFor = R"(
+    AND "StartedAtInSec" >= 0
+    AND ("MaxCacheStaleness" < 0 OR $2::bigint - "StartedAtInSec" <= "MaxCacheStaleness")
+    AND ($3::bigint < 0 OR $2::bigint - "StartedAtInSec" <= $3::bigint))";
+
+// $1 cache key, $2 now, $3 pod staleness (never 0 here), $4 the pod's namespace in namespace
+// scope ('' in cluster scope, where any recording namespace matches). Fresh by both the entry's
+// recorded staleness and the pod's, boundary inclusive as in Kubeflow.
 inline const std::string kLookup = std::string("SELECT ") + kEntryColumns + R"(
   FROM execution_caches
-  WHERE "ScopeKey" = $1 AND "ExecutionCacheKey" = $2 AND "StartedAtInSec" >= 0
-    AND ("MaxCacheStaleness" < 0 OR $3::bigint - "StartedAtInSec" <= "MaxCacheStaleness")
-    AND ($4::bigint < 0 OR $3::bigint - "StartedAtInSec" <= $4::bigint))";
+  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1
+    AND ($4::text = '' OR "Namespace" = $4::text))" +
+                                   kFreshFor;
+
+// Audit mode: a row with no namespace (Kubeflow before 2.18) under the template-only key $1.
+inline const std::string kLookupLegacy = std::string("SELECT ") + kEntryColumns + R"(
+  FROM execution_caches
+  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1 AND "Namespace" = '')" +
+                                         kFreshFor;
 
 // A newer result replaces the entry in place (same id, hit counters restart); an equal or older
-// one leaves it alone and returns no row.
+// one leaves it alone and returns no row. $9 is the recording namespace in namespace scope ('' in
+// cluster scope): a namespace never replaces another's entry, even if handed a key that collides.
 inline const std::string kUpsert = R"(
   INSERT INTO execution_caches AS current
     ("ExecutionCacheKey", "ExecutionTemplate", "ExecutionOutput", "MaxCacheStaleness",
      "StartedAtInSec", "EndedAtInSec", "Namespace", "ScopeKey", "PodName", "RunDurationInSec",
      "HitCount")
-  VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, 0)
+  VALUES ($1, $2, $3, $4, $5, $5, $6, '', $7, $8, 0)
   ON CONFLICT ("ScopeKey", "ExecutionCacheKey") DO UPDATE SET
     "ExecutionTemplate" = EXCLUDED."ExecutionTemplate",
     "ExecutionOutput" = EXCLUDED."ExecutionOutput",
@@ -39,10 +56,11 @@ inline const std::string kUpsert = R"(
     "HitCount" = 0,
     "LastHitAtInSec" = NULL
   WHERE current."StartedAtInSec" < EXCLUDED."StartedAtInSec"
+    AND ($9::text = '' OR current."Namespace" = $9::text)
   RETURNING "ID")";
 
-inline const std::string kExistingId =
-    R"(SELECT "ID" FROM execution_caches WHERE "ScopeKey" = $1 AND "ExecutionCacheKey" = $2)";
+inline const std::string kExistingId = R"(SELECT "ID", "Namespace" FROM execution_caches
+  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1)";
 
 // $1 ids, $2 hit counts, $3 last hit times, as bigint array literals.
 inline const std::string kHits = R"(

@@ -4,8 +4,8 @@
 
 namespace kcache::watcher {
 
-OutputsJoin::OutputsJoin(JoinConfig config, core::StalenessPolicy staleness, JoinMetrics& metrics)
-    : config_(config), staleness_(std::move(staleness)), metrics_(metrics) {}
+OutputsJoin::OutputsJoin(JoinConfig config, RecordingRules rules, JoinMetrics& metrics)
+    : config_(config), rules_(std::move(rules)), metrics_(metrics) {}
 
 std::string OutputsJoin::joinKey(const std::string& namespaceName, const std::string& nodeId) {
   return namespaceName + "/" + nodeId;
@@ -20,7 +20,7 @@ RecordingPlan OutputsJoin::joined(RecordingPlan plan, const TaskResultView& task
 
 std::vector<RecordingPlan> OutputsJoin::onPod(const nlohmann::json& pod, TimePoint now) {
   std::vector<RecordingPlan> ready;
-  auto plan = planPodRecording(pod, staleness_, 0);
+  auto plan = planPodRecording(pod, rules_, 0);
   if (!plan) {
     const PodIdentity identity = identityOf(pod);
     if (plan.error() == SkipReason::kAlreadyLabelled) {
@@ -29,9 +29,8 @@ std::vector<RecordingPlan> OutputsJoin::onPod(const nlohmann::json& pod, TimePoi
         waiting_.erase(joinKey(identity.namespaceName, nodeId));
         updateGauges();
       }
-    } else if (plan.error() == SkipReason::kInvalidKey) {
-      spdlog::warn("watcher: not recording pod {}/{}: {}", identity.namespaceName, identity.name,
-                   toString(plan.error()));
+    } else if (plan.error() != SkipReason::kNotSucceeded) {
+      metrics_.refusals.note(identity, plan.error());
     }
     return ready;
   }

@@ -48,7 +48,7 @@ class OutputsJoin {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  OutputsJoin(JoinConfig config, core::StalenessPolicy staleness, JoinMetrics& metrics);
+  OutputsJoin(JoinConfig config, RecordingRules rules, JoinMetrics& metrics);
 
   // A pod state (listed, ADDED or MODIFIED). Returns the plan when the pod can be recorded now.
   // The plans' recordedAtInSec is left 0: PodRecorder::enqueue stamps it.
@@ -87,7 +87,7 @@ class OutputsJoin {
   void updateGauges();
 
   JoinConfig config_;
-  core::StalenessPolicy staleness_;
+  RecordingRules rules_;
   JoinMetrics& metrics_;
   std::map<std::string, KnownTaskResult> taskResults_;          // by join key, live and deleted
   std::deque<std::pair<TimePoint, std::string>> deletedOrder_;  // oldest deletion first

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/pod_contract.h"
+
 namespace kcache::watcher {
 namespace {
 
@@ -120,8 +122,40 @@ void PodRecorder::runWorker(std::stop_token stop) {
   }
 }
 
+std::optional<std::string> PodRecorder::readOffloadedTemplate(const PodIdentity& pod) {
+  const auto configMap = api_.get(kube::resources::kConfigMaps, pod.namespaceName, pod.name);
+  if (!configMap || !configMap->is_object()) return std::nullopt;
+  const auto data = configMap->find("data");
+  if (data == configMap->end() || !data->is_object()) return std::nullopt;
+  const auto value = data->find(core::contract::kArgoTemplateEnv);
+  if (value == data->end() || !value->is_string()) return std::nullopt;
+  return value->get<std::string>();
+}
+
 void PodRecorder::process(const std::string& id, Work work) {
   const PodIdentity& pod = work.plan.pod;
+  if (work.plan.templateOffloaded) {
+    // The key was not checked when the pod was planned: its template is in the pod's ConfigMap.
+    const PodIdentity identity = pod;  // `work.plan` is moved below
+    std::optional<std::string> argoTemplate;
+    try {
+      argoTemplate = readOffloadedTemplate(pod);
+    } catch (const std::exception& e) {
+      retryLater(id, std::move(work),
+                 std::string("reading the offloaded template failed: ") + e.what());
+      return;
+    }
+    auto verified =
+        argoTemplate
+            ? verifyOffloadedKey(std::move(work.plan), *argoTemplate, config_.scope)
+            : core::Expected<RecordingPlan, SkipReason>(core::Unexpected(SkipReason::kNoTemplate));
+    if (!verified) {
+      metrics_.join.refusals.note(identity, verified.error());
+      forget(id);
+      return;
+    }
+    work.plan = std::move(*verified);
+  }
   if (!work.entryId) {
     try {
       work.entryId = store_.record(config_.scope, work.plan.entry);

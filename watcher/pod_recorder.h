@@ -72,6 +72,9 @@ class PodRecorder {
   };
 
   void runWorker(std::stop_token stop);
+  // ARGO_TEMPLATE from the pod's ConfigMap, nullopt when it or the key is absent; throws on API
+  // errors (retried).
+  std::optional<std::string> readOffloadedTemplate(const PodIdentity& pod);
   void process(const std::string& id, Work work);
   void retryLater(const std::string& id, Work work, const std::string& why);
   void forget(const std::string& id);

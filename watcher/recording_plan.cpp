@@ -52,8 +52,31 @@ std::string_view toString(SkipReason reason) {
       return "no execution key annotation";
     case SkipReason::kInvalidKey:
       return "execution key annotation is not a key";
+    case SkipReason::kNoTemplate:
+      return "no ARGO_TEMPLATE to check the execution key against";
+    case SkipReason::kBadTemplate:
+      return "ARGO_TEMPLATE gives no execution key";
+    case SkipReason::kKeyMismatch:
+      return "the execution key annotation is not the key of the pod's template and namespace";
   }
   return "unknown";
+}
+
+std::optional<std::string_view> refusalLabel(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kNoKey:
+      return "key_missing";
+    case SkipReason::kInvalidKey:
+      return "key_malformed";
+    case SkipReason::kNoTemplate:
+      return "template_missing";
+    case SkipReason::kBadTemplate:
+      return "template_invalid";
+    case SkipReason::kKeyMismatch:
+      return "key_mismatch";
+    default:
+      return std::nullopt;
+  }
 }
 
 PodIdentity identityOf(const nlohmann::json& pod) {
@@ -80,7 +103,7 @@ std::optional<std::string> cacheIdLabel(const nlohmann::json& pod) {
 }
 
 core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json& pod,
-                                                           const core::StalenessPolicy& staleness,
+                                                           const RecordingRules& rules,
                                                            int64_t nowInSec) {
   PodIdentity identity = identityOf(pod);
   if (identity.name.empty() || identity.namespaceName.empty()) {
@@ -103,6 +126,14 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   const auto key = stringMember(annotations, contract::kExecutionCacheKeyAnnotation);
   if (!key) return core::Unexpected(SkipReason::kNoKey);
   if (!core::ExecutionKey::fromHex(*key)) return core::Unexpected(SkipReason::kInvalidKey);
+  const auto found = core::findArgoTemplate(pod);
+  if (!found) return core::Unexpected(SkipReason::kNoTemplate);
+  if (!found->offloaded) {
+    const auto recomputed = core::computeExecutionKey(
+        found->argoTemplate, store::keyBindingOf(rules.scope), identity.namespaceName);
+    if (!recomputed) return core::Unexpected(SkipReason::kBadTemplate);
+    if (recomputed->hex() != *key) return core::Unexpected(SkipReason::kKeyMismatch);
+  }
 
   RecordingPlan plan;
   plan.pod = std::move(identity);
@@ -112,13 +143,25 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   entry.key = *key;
   entry.namespaceName = plan.pod.namespaceName;
   entry.podName = plan.pod.name;
-  const auto found = core::findArgoTemplate(pod);
-  entry.executionTemplate = found ? found->argoTemplate : "";
+  entry.executionTemplate = found->argoTemplate;
+  plan.templateOffloaded = found->offloaded;
   const auto annotation = stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
-  entry.maxCacheStaleness = staleness.forRecording(
+  entry.maxCacheStaleness = rules.staleness.forRecording(
       annotation ? std::optional<std::string_view>(*annotation) : std::nullopt);
   entry.runDurationSeconds = runDurationSeconds(pod);
   entry.recordedAtInSec = nowInSec;
+  return plan;
+}
+
+core::Expected<RecordingPlan, SkipReason> verifyOffloadedKey(RecordingPlan plan,
+                                                             std::string_view argoTemplate,
+                                                             store::CacheScope scope) {
+  const auto recomputed =
+      core::computeExecutionKey(argoTemplate, store::keyBindingOf(scope), plan.pod.namespaceName);
+  if (!recomputed) return core::Unexpected(SkipReason::kBadTemplate);
+  if (recomputed->hex() != plan.entry.key) return core::Unexpected(SkipReason::kKeyMismatch);
+  plan.entry.executionTemplate = std::string(argoTemplate);
+  plan.templateOffloaded = false;
   return plan;
 }
 
@@ -139,9 +182,9 @@ void setOutputs(RecordingPlan& plan, const std::string& argoOutputs) {
 }
 
 core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& pod,
-                                                        const core::StalenessPolicy& staleness,
+                                                        const RecordingRules& rules,
                                                         int64_t nowInSec) {
-  auto plan = planPodRecording(pod, staleness, nowInSec);
+  auto plan = planPodRecording(pod, rules, nowInSec);
   if (plan) setOutputs(*plan, annotationOutputs(pod).value_or(""));
   return plan;
 }

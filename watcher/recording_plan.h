@@ -27,6 +27,21 @@ struct RecordingPlan {
   store::NewEntry entry;
   std::string nodeId;               // workflows.argoproj.io/node-id, "" when absent
   std::string metadataExecutionId;  // the pod's metadata_execution_id label, "" when absent
+  // ARGO_TEMPLATE is "offloaded": the key annotation (entry.key) is not verified yet; the
+  // recorder reads the template from the pod's ConfigMap and checks it (verifyOffloadedKey)
+  // before anything is written.
+  bool templateOffloaded = false;
+};
+
+// What a pod is checked against before it is recorded.
+struct RecordingRules {
+  RecordingRules(core::StalenessPolicy staleness = {},
+                 store::CacheScope scope = store::CacheScope::kNamespace)
+      : staleness(std::move(staleness)), scope(scope) {}
+  core::StalenessPolicy staleness;
+  // The key the pod's annotation must equal, recomputed from its own template and namespace:
+  // namespace-bound in namespace scope, template-only in cluster scope (store::keyBindingOf).
+  store::CacheScope scope;
 };
 
 enum class SkipReason {
@@ -36,7 +51,16 @@ enum class SkipReason {
   kReplay,           // reused_from_cache is set: a cache hit's pod
   kNoKey,            // no execution key annotation
   kInvalidKey,       // the annotation is not 64 lower-case hex characters
+  // Refusals: the pod claims a key its own template and namespace do not give. Labels and
+  // annotations are writable by anyone who can edit pods in the namespace, so the key is never
+  // taken on trust (a forged one would poison another step's entry).
+  kNoTemplate,   // no ARGO_TEMPLATE to recompute the key from
+  kBadTemplate,  // ARGO_TEMPLATE gives no key
+  kKeyMismatch,  // the recomputed key differs from the annotation
 };
+// The label of kcache_watcher_record_refusals_total{reason}, for the refusals above; nullopt for
+// the other reasons (ordinary skips).
+std::optional<std::string_view> refusalLabel(SkipReason reason);
 std::string_view toString(SkipReason reason);
 
 PodIdentity identityOf(const nlohmann::json& pod);
@@ -57,8 +81,15 @@ std::optional<std::string> cacheIdLabel(const nlohmann::json& pod);
 // `workflows.argoproj.io/completed` label plays no part: podGC may delete a pod before Argo
 // sets it (ARGO-OUTPUTS.md 2.6).
 core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json& pod,
-                                                           const core::StalenessPolicy& staleness,
+                                                           const RecordingRules& rules,
                                                            int64_t nowInSec);
+
+// For a plan whose template was offloaded: checks the key against the template read from the
+// pod's ConfigMap and keeps that template as the entry's; kKeyMismatch or kBadTemplate when
+// it does not give the annotated key.
+core::Expected<RecordingPlan, SkipReason> verifyOffloadedKey(RecordingPlan plan,
+                                                             std::string_view argoTemplate,
+                                                             store::CacheScope scope);
 
 // The pod annotation workflows.argoproj.io/outputs when it is usable: present, and, if the pod
 // also carries annotation workflows.argoproj.io/report-outputs-completed (3.5.2+ executors),
@@ -72,7 +103,7 @@ void setOutputs(RecordingPlan& plan, const std::string& argoOutputs);
 // The pod alone (the annotation path, and `cachectl record`): planPodRecording with the usable
 // outputs annotation, or "" when there is none.
 core::Expected<RecordingPlan, SkipReason> planRecording(const nlohmann::json& pod,
-                                                        const core::StalenessPolicy& staleness,
+                                                        const RecordingRules& rules,
                                                         int64_t nowInSec);
 
 // Exit code of the `main` container's terminated state, nullopt when it has not terminated.

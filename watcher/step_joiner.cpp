@@ -9,11 +9,9 @@ std::chrono::steady_clock::time_point now() {
 
 }  // namespace
 
-StepJoiner::StepJoiner(PodRecorder& recorder, JoinConfig config, core::StalenessPolicy staleness,
+StepJoiner::StepJoiner(PodRecorder& recorder, JoinConfig config, RecordingRules rules,
                        JoinMetrics& metrics, std::chrono::milliseconds tickInterval)
-    : recorder_(recorder),
-      tickInterval_(tickInterval),
-      join_(config, std::move(staleness), metrics) {}
+    : recorder_(recorder), tickInterval_(tickInterval), join_(config, std::move(rules), metrics) {}
 
 StepJoiner::~StepJoiner() {
   stop();

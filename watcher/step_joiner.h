@@ -16,8 +16,7 @@ namespace kcache::watcher {
 
 class StepJoiner {
  public:
-  StepJoiner(PodRecorder& recorder, JoinConfig config, core::StalenessPolicy staleness,
-             JoinMetrics& metrics,
+  StepJoiner(PodRecorder& recorder, JoinConfig config, RecordingRules rules, JoinMetrics& metrics,
              std::chrono::milliseconds tickInterval = std::chrono::seconds(1));
   ~StepJoiner();
   StepJoiner(const StepJoiner&) = delete;

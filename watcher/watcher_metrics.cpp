@@ -48,7 +48,8 @@ JoinMetrics::JoinMetrics(core::MetricsRegistry& registry)
       recordedWithoutOutputs(stepsPlanned(registry, "none")),
       abandoned(
           registry.counter("kcache_watcher_steps_abandoned_total",
-                           "Succeeded pods not recorded: their task result never became final")) {}
+                           "Succeeded pods not recorded: their task result never became final")),
+      refusals(registry) {}
 
 WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)
     : pods(registry, "kcache_watcher_", "tagged pods"),

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/metrics.h"
+#include "watcher/record_refusals.h"
 #include "watcher/watch_event.h"
 
 namespace kcache::watcher {
@@ -37,6 +38,7 @@ struct JoinMetrics {
   core::Counter& recordedFromAnnotation;
   core::Counter& recordedWithoutOutputs;  // no task result within the wait, no annotation
   core::Counter& abandoned;               // ready pods whose task result never became final
+  RecordRefusals refusals;                // pods whose key cannot be trusted
 };
 
 struct WatcherMetrics {

@@ -55,7 +55,11 @@ AdmissionHandler::AdmissionHandler(AdmissionConfig config, store::CacheLookup& l
                                         "Request bodies that were not a usable AdmissionReview.")),
       unreadableEntries_(metrics.counter(
           "kcache_cache_entries_unreadable_total",
-          "Cache entries found whose ExecutionOutput could not be read (treated as a miss).")) {
+          "Cache entries found whose ExecutionOutput could not be read (treated as a miss).")),
+      legacyReuses_(metrics.counter(
+          "kcache_legacy_cache_reuse_total",
+          "Hits served in audit mode (KFP_SECURITY_LEGACY_CACHE_MODE=audit) from a row written "
+          "before Kubeflow 2.18, whose namespace is unknown (finding ownership_unknown).")) {
   // Every outcome is visible at 0 from the first scrape.
   for (std::size_t index = 0; index < outcomeMetrics_.size(); ++index) {
     const std::string outcome(outcomeLabel(index));
@@ -136,8 +140,24 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
     return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
   }
 
+  // Audit mode: only a genuine miss (the store answered, no row) may fall back to a legacy row.
+  bool fromLegacyRow = false;
+  if (!entry && mayReuseLegacyRow(config_, plan)) {
+    try {
+      entry = lookup_.lookupLegacy(plan.legacyKey, plan.staleness.seconds, now);
+      fromLegacyRow = entry.has_value();
+    } catch (const std::exception& error) {
+      if (claim && !claim()) return std::nullopt;
+      storeErrors_.inc();
+      decision.outcome = Failure{ErrorReason::kStoreUnavailable,
+                                 "store lookup of a legacy row for key " +
+                                     shortKey(plan.legacyKey) + " failed: " + error.what()};
+      return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+    }
+  }
+
   if (claim && !claim()) return std::nullopt;
-  return answerFound(pending, std::move(entry), now, started);
+  return answerFound(pending, std::move(entry), now, started, fromLegacyRow);
 }
 
 std::optional<ReviewAnswer> AdmissionHandler::completeFromMemory(const PendingLookup& pending,
@@ -158,7 +178,7 @@ std::optional<ReviewAnswer> AdmissionHandler::completeFromMemory(const PendingLo
 
 ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
                                            std::optional<store::CacheEntry> entry, int64_t now,
-                                           Clock::time_point started) {
+                                           Clock::time_point started, bool fromLegacyRow) {
   const auto& plan = pending.plan;
   AdmissionDecision decision;
   decision.key = plan.key;
@@ -166,6 +186,7 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* hit = std::get_if<Hit>(&outcome)) {
+    hit->legacyRow = fromLegacyRow;
     try {
       if (delivery_) {
         delivery_->deliver(pending.request, plan, *hit);
@@ -187,8 +208,9 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   }
   if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
     savedSeconds_.inc(static_cast<double>(hit->savedSeconds));
-    // A dry run must not leave traces; the hit counter is one.
-    if (!pending.request.dryRun) {
+    if (hit->legacyRow) reportLegacyReuse(pending.request, *hit);
+    // A dry run must not leave traces; the hit counter is one. A legacy row is never written to.
+    if (!pending.request.dryRun && !hit->legacyRow) {
       try {
         lookup_.noteHit(hit->entryId, now);
       } catch (const std::exception& error) {
@@ -216,7 +238,7 @@ std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::withOffloadedTemplat
     decision.outcome = Failure{ErrorReason::kTemplateUnavailable, error.what()};
   }
   if (!std::holds_alternative<Failure>(decision.outcome)) {
-    auto resolved = webhook::withOffloadedTemplate(pending.plan, argoTemplate);
+    auto resolved = webhook::withOffloadedTemplate(pending.plan, argoTemplate, config_);
     if (auto* plan = std::get_if<LookupPlan>(&resolved)) {
       return PendingLookup{pending.request, std::move(*plan)};
     }
@@ -227,6 +249,16 @@ std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::withOffloadedTemplat
     return ReviewAnswer{};
   }
   return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+}
+
+void AdmissionHandler::reportLegacyReuse(const AdmissionRequest& request, const Hit& hit) {
+  legacyReuses_.inc();
+  // The finding Kubeflow 2.18 reports for the same event; never the outputs.
+  spdlog::warn(
+      "security_audit control=legacy_cache mode=audit finding=ownership_unknown "
+      "operation=cache_lookup disposition=reused namespace={} pod={} entry={} dry_run={}",
+      request.namespaceName, request.name.empty() ? "<generated>" : request.name, hit.entryId,
+      request.dryRun);
 }
 
 ReviewAnswer AdmissionHandler::abandon(const PendingLookup& pending, Clock::time_point started,

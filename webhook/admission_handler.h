@@ -72,7 +72,9 @@ class AdmissionHandler {
  private:
   // Everything after a lookup that answered: hit (delivered and noted) or miss.
   ReviewAnswer answerFound(const PendingLookup& pending, std::optional<store::CacheEntry> entry,
-                           int64_t now, Clock::time_point started);
+                           int64_t now, Clock::time_point started, bool fromLegacyRow = false);
+  // Counts and logs an audit-mode reuse of a namespace-less row (ownership unknown).
+  void reportLegacyReuse(const AdmissionRequest& request, const Hit& hit);
   ReviewAnswer finish(const AdmissionRequest& request, const AdmissionDecision& decision,
                       Clock::time_point started, std::string_view detail);
   // The plan with the key of the template Argo offloaded to the pod's ConfigMap, or the answer
@@ -102,6 +104,7 @@ class AdmissionHandler {
   core::Counter& savedSeconds_;
   core::Counter& malformedReviews_;
   core::Counter& unreadableEntries_;
+  core::Counter& legacyReuses_;
 };
 
 }  // namespace kcache::webhook

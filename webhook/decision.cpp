@@ -31,50 +31,81 @@ const json& memberOrNull(const json& object, std::string_view name) {
   return it == object.end() ? kNull : *it;
 }
 
-// core::computeExecutionKey, remembering the last few templates per thread: the pods of one
-// step carry the same template, and canonicalising and hashing it is a large part of an
-// admission's CPU. The same template always gives the same key, so planLookup stays pure.
-core::Expected<core::ExecutionKey, core::KeyError> executionKeyOf(std::string_view argoTemplate) {
+// The keys planLookup needs for one template.
+struct TemplateKeys {
+  std::string inForce;    // the key of the scope in force
+  std::string legacyKey;  // the template-only key when asked for, else ""
+};
+
+bool wantsLegacyKey(const AdmissionConfig& config) {
+  return config.scope == store::CacheScope::kNamespace &&
+         config.legacyCacheMode == store::LegacyCacheMode::kAudit;
+}
+
+// The keys of a template for a pod of `namespaceName`, remembering the last few per thread: the
+// pods of one step carry the same template in the same namespace, and canonicalising and hashing
+// it is a large part of an admission's CPU. The same inputs always give the same keys, so
+// planLookup stays pure.
+core::Expected<TemplateKeys, core::KeyError> executionKeysOf(std::string_view argoTemplate,
+                                                             std::string_view namespaceName,
+                                                             const AdmissionConfig& config) {
+  const core::KeyBinding binding = store::keyBindingOf(config.scope);
+  const bool withLegacyKey = wantsLegacyKey(config);
   struct Remembered {
     std::string argoTemplate;
-    core::ExecutionKey key;
+    std::string namespaceName;
+    core::KeyBinding binding;
+    bool withLegacyKey;
+    TemplateKeys keys;
   };
   constexpr std::size_t kRemembered = 8;
   constexpr std::size_t kLargestRemembered = 64 * 1024;  // bounds the memory per thread
   thread_local std::array<std::optional<Remembered>, kRemembered> recent;
   thread_local std::size_t next = 0;
   for (const auto& remembered : recent) {
-    if (remembered && remembered->argoTemplate == argoTemplate) return remembered->key;
+    if (remembered && remembered->binding == binding &&
+        remembered->withLegacyKey == withLegacyKey && remembered->namespaceName == namespaceName &&
+        remembered->argoTemplate == argoTemplate) {
+      return remembered->keys;
+    }
   }
-  auto key = core::computeExecutionKey(argoTemplate);
-  if (key && argoTemplate.size() <= kLargestRemembered) {
-    recent[next] = Remembered{std::string(argoTemplate), key.value()};
+  auto canonical = core::CanonicalTemplate::of(argoTemplate);
+  if (!canonical) return core::Unexpected<core::KeyError>{canonical.error()};
+  TemplateKeys keys{canonical->key(binding, namespaceName).hex(),
+                    withLegacyKey ? canonical->templateOnlyKey().hex() : std::string()};
+  if (argoTemplate.size() <= kLargestRemembered) {
+    recent[next] = Remembered{std::string(argoTemplate), std::string(namespaceName), binding,
+                              withLegacyKey, keys};
     next = (next + 1) % kRemembered;
   }
-  return key;
+  return keys;
 }
 
 bool isObjectOrNull(const json& value) {
   return value.is_object() || value.is_null();
 }
 
+// Kubeflow's isTFXPod: the SDK-type label names TFX, or exactly one of the pod's containers
+// (Argo lays out `wait` and `main`) is `main` and runs TFX's Kubeflow entrypoint as the last
+// element of its command. TFX caches on its own.
 bool isTfxPod(const json& labels, const json& containers) {
   if (const auto sdk = stringMember(labels, contract::kPipelineSdkTypeLabel);
       sdk && sdk->find(contract::kTfxSdkMarker) != std::string_view::npos) {
     return true;
   }
-  if (containers.size() == 1) {
-    const json& only = containers.front();
-    const json& command = memberOrNull(only, "command");
-    if (stringMember(only, "name") == contract::kArgoMainContainer && command.is_array() &&
-        !command.empty() && command.back().is_string()) {
-      const auto& last = command.back().get_ref<const std::string&>();
-      return last.size() >= kTfxEntrypointSuffix.size() &&
-             std::string_view(last).substr(last.size() - kTfxEntrypointSuffix.size()) ==
-                 kTfxEntrypointSuffix;
-    }
+  const json* main = nullptr;
+  for (const json& container : containers) {
+    if (stringMember(container, "name") != contract::kArgoMainContainer) continue;
+    if (main != nullptr) return false;  // several `main` containers: Kubeflow says not TFX
+    main = &container;
   }
-  return false;
+  if (main == nullptr) return false;
+  const json& command = memberOrNull(*main, "command");
+  if (!command.is_array() || command.empty() || !command.back().is_string()) return false;
+  const auto& last = command.back().get_ref<const std::string&>();
+  return last.size() >= kTfxEntrypointSuffix.size() &&
+         std::string_view(last).substr(last.size() - kTfxEntrypointSuffix.size()) ==
+             kTfxEntrypointSuffix;
 }
 
 Skip skip(SkipReason reason, std::string detail = {}) {
@@ -200,11 +231,11 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   }
   auto found = core::findArgoTemplate(pod);
   if (!found) return skip(SkipReason::kNoArgoTemplate);
-  std::string keyHex;
+  TemplateKeys keys;
   if (!found->offloaded) {
-    auto key = executionKeyOf(found->argoTemplate);
-    if (!key) return keyFailure(found->containerName, key.error());
-    keyHex = key->hex();
+    auto computed = executionKeysOf(found->argoTemplate, namespaceName, config);
+    if (!computed) return keyFailure(found->containerName, computed.error());
+    keys = std::move(*computed);
   }
   const auto staleness =
       config.staleness.forPod(stringMember(annotations, contract::kMaxCacheStalenessAnnotation));
@@ -214,7 +245,8 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   }
 
   LookupPlan plan;
-  plan.key = std::move(keyHex);
+  plan.key = std::move(keys.inForce);
+  plan.legacyKey = std::move(keys.legacyKey);
   plan.namespaceName = std::move(namespaceName);
   plan.podName = request.name.empty() ? std::string(stringMember(metadata, "name").value_or(""))
                                       : request.name;
@@ -226,12 +258,18 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   return plan;
 }
 
+bool mayReuseLegacyRow(const AdmissionConfig& config, const LookupPlan& plan) {
+  return wantsLegacyKey(config) && !plan.legacyKey.empty();
+}
+
 std::variant<Failure, LookupPlan> withOffloadedTemplate(LookupPlan plan,
-                                                        std::string_view argoTemplate) {
-  auto key = executionKeyOf(argoTemplate);
-  if (!key)
-    return keyFailure(plan.templateContainer + " (offloaded to its ConfigMap)", key.error());
-  plan.key = key->hex();
+                                                        std::string_view argoTemplate,
+                                                        const AdmissionConfig& config) {
+  auto keys = executionKeysOf(argoTemplate, plan.namespaceName, config);
+  if (!keys)
+    return keyFailure(plan.templateContainer + " (offloaded to its ConfigMap)", keys.error());
+  plan.key = std::move(keys->inForce);
+  plan.legacyKey = std::move(keys->legacyKey);
   plan.templateOffloaded = false;
   return plan;
 }

@@ -38,6 +38,9 @@ std::string_view toString(OutputsDelivery delivery);
 // What the environment and flags say about admission (fixed for the process lifetime).
 struct AdmissionConfig {
   store::CacheScope scope = store::CacheScope::kNamespace;
+  // KFP_SECURITY_LEGACY_CACHE_MODE: in namespace scope with kAudit, a genuine miss may reuse a
+  // namespace-less row written before Kubeflow 2.18 under the template-only key.
+  store::LegacyCacheMode legacyCacheMode = store::LegacyCacheMode::kEnforce;
   core::StalenessPolicy staleness;
   std::string cacheImage = std::string(core::contract::kDefaultCacheImage);
   bool keepNodeRestrictions = false;  // CACHE_NODE_RESTRICTIONS
@@ -85,7 +88,10 @@ struct Failure {
 
 // Everything needed to query the store for one pod.
 struct LookupPlan {
-  std::string key;  // 64 hex characters
+  std::string key;  // 64 hex characters: the key of the scope in force (store::keyBindingOf)
+  // The template-only key, set only where audit mode may look a legacy row up with it (namespace
+  // scope, KFP_SECURITY_LEGACY_CACHE_MODE=audit); computing it costs one more SHA-256.
+  std::string legacyKey;
   std::string namespaceName;
   std::string podName;
   std::string templateContainer;  // where ARGO_TEMPLATE was found (for logs)
@@ -102,10 +108,14 @@ using Plan = std::variant<Skip, Failure, LookupPlan>;
 // Applies the skip rules in order and computes the key and the staleness.
 Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config);
 
+// Whether a genuine miss of `plan` may be followed by the audit-mode lookup of a legacy row.
+bool mayReuseLegacyRow(const AdmissionConfig& config, const LookupPlan& plan);
+
 // The plan of a pod whose template was offloaded, with the key computed from the ConfigMap's
 // ARGO_TEMPLATE value by the same algorithm as an inline template; Failure when it gives no key.
 std::variant<Failure, LookupPlan> withOffloadedTemplate(LookupPlan plan,
-                                                        std::string_view argoTemplate);
+                                                        std::string_view argoTemplate,
+                                                        const AdmissionConfig& config);
 
 struct Miss {
   // Set when an entry was found but its ExecutionOutput cannot be read: the pod then runs and is
@@ -116,6 +126,8 @@ struct Hit {
   int64_t entryId = 0;
   core::StepOutputs outputs;
   int64_t savedSeconds = 0;  // the recorded run duration: compute time the hit saves
+  // Audit mode reused a namespace-less row written before Kubeflow 2.18 (ownership unknown).
+  bool legacyRow = false;
 };
 using LookupOutcome = std::variant<Miss, Hit>;
 

@@ -60,21 +60,15 @@ bool fromTaskResults() {
 }
 
 json completedPod(int n) {
-  json pod = {
-      {"apiVersion", "v1"},
-      {"kind", "Pod"},
-      {"metadata",
-       {{"name", watcher::testing::numbered("step-", n)},
-        {"namespace", "team-a"},
-        {"labels", {{"pipelines.kubeflow.org/cache_id", ""}}},
-        {"annotations",
-         {{"pipelines.kubeflow.org/execution_cache_key", watcher::testing::keyFor(n)},
-          {"workflows.argoproj.io/node-id", watcher::testing::numbered("wf-", n)}}}}},
-      {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "python:3.11"}}})}}},
-      {"status",
-       {{"phase", "Succeeded"},
-        {"containerStatuses",
-         json::array({{{"name", "main"}, {"state", {{"terminated", {{"exitCode", 0}}}}}}})}}}};
+  // Tagged as the webhook tags it, with the real key of its template (the watcher checks it).
+  json pod = fakekube::makeTaggedPod("team-a", watcher::testing::numbered("step-", n),
+                                     watcher::testing::keyFor(n));
+  pod["metadata"]["annotations"]["workflows.argoproj.io/node-id"] =
+      watcher::testing::numbered("wf-", n);
+  pod["status"] = {
+      {"phase", "Succeeded"},
+      {"containerStatuses",
+       json::array({{{"name", "main"}, {"state", {{"terminated", {{"exitCode", 0}}}}}}})}};
   if (!fromTaskResults()) {
     pod["metadata"]["annotations"]["workflows.argoproj.io/outputs"] = kOutputs;
   }

@@ -276,7 +276,9 @@ class Environment {
     hitReview_ = webhook::testing::fixtureJson("argo-3.5-v1.json");
     const auto argoTemplate = core::findArgoTemplate(hitReview_["request"]["object"])->argoTemplate;
     store::NewEntry entry;
-    entry.key = core::computeExecutionKey(argoTemplate).value().hex();
+    entry.key = core::computeExecutionKey(argoTemplate, core::KeyBinding::kNamespaceBound, "team-a")
+                    .value()
+                    .hex();
     entry.namespaceName = "team-a";
     entry.podName = "earlier";
     entry.executionTemplate = argoTemplate;

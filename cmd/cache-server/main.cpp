@@ -58,6 +58,13 @@ class StoreWhenConnected : public store::CacheLookup {
     if (target == nullptr) throw store::StoreError("the cache store is not connected yet");
     return target->lookup(scope, namespaceName, key, podStalenessSeconds, nowInSec);
   }
+  std::optional<store::CacheEntry> lookupLegacy(std::string_view legacyKey,
+                                                int64_t podStalenessSeconds,
+                                                int64_t nowInSec) override {
+    auto* target = store_.load();
+    if (target == nullptr) throw store::StoreError("the cache store is not connected yet");
+    return target->lookupLegacy(legacyKey, podStalenessSeconds, nowInSec);
+  }
   void noteHit(int64_t entryId, int64_t nowInSec) override {
     if (auto* target = store_.load()) target->noteHit(entryId, nowInSec);
   }
@@ -168,6 +175,21 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
   const auto scope = *webhook::parseCacheScope(options.cacheScope);
   auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
   for (const auto& warning : loaded.warnings) spdlog::warn("configuration: {}", warning);
+  if (loaded.config.legacyCacheMode == store::LegacyCacheMode::kAudit) {
+    if (scope == store::CacheScope::kNamespace) {
+      spdlog::warn(
+          "{}=audit: after a miss, entries written before Kubeflow 2.18 (no namespace, so no "
+          "known owner) may be reused in any namespace, which weakens namespace isolation; each "
+          "reuse is logged as finding=ownership_unknown and counted in "
+          "kcache_legacy_cache_reuse_total. Kubeflow plans to remove this mode in 3.0.",
+          webhook::kLegacyCacheModeEnv);
+    } else {
+      spdlog::warn(
+          "{}=audit has no effect with --cache-scope=cluster, where entries without a "
+          "namespace are reused anyway",
+          webhook::kLegacyCacheModeEnv);
+    }
+  }
 
   store::StoreOptions storeOptions;
   storeOptions.dsn = store::buildDsn(options.database.flags);

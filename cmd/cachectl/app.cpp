@@ -19,7 +19,7 @@ int runCachectl(const std::vector<std::string>& arguments) {
   app.fallthrough();
   GlobalOptions global;
   addGlobalOptions(app, global);
-  addKeyCommand(app);
+  addKeyCommand(app, global);
   addStatsCommand(app, global);
   addListCommand(app, global);
   addShowCommand(app, global);

@@ -6,7 +6,7 @@
 
 namespace kcache::cachectl {
 
-void addKeyCommand(CLI::App& app);
+void addKeyCommand(CLI::App& app, const GlobalOptions& global);
 void addStatsCommand(CLI::App& app, const GlobalOptions& global);
 void addListCommand(CLI::App& app, const GlobalOptions& global);
 void addShowCommand(CLI::App& app, const GlobalOptions& global);

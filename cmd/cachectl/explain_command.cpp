@@ -5,6 +5,8 @@
 
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
+#include "core/execution_key.h"
+#include "core/pod_template.h"
 #include "webhook/admission_review.h"
 #include "webhook/config.h"
 #include "webhook/decision.h"
@@ -50,21 +52,18 @@ std::string whyNotReused(const store::CacheEntry& entry, const webhook::LookupPl
     return "stale by the staleness it was recorded with: " + formatDuration(age) +
            " old, recorded with " + formatStaleness(entry.maxCacheStaleness);
   }
-  if (scope == store::CacheScope::kCluster) {
-    return "recorded with --cache-scope=namespace in namespace " + entry.namespaceName +
-           ": the namespace and cluster scopes are separate caches";
-  }
-  if (entry.namespaceName.empty()) {
-    return "a legacy entry without a namespace (written by Kubeflow's server): reused only with "
-           "--cache-scope=cluster";
-  }
-  if (entry.namespaceName != plan.namespaceName) {
+  if (scope == store::CacheScope::kNamespace && entry.namespaceName != plan.namespaceName) {
     return "recorded in namespace " + entry.namespaceName +
            ": with --cache-scope=namespace an entry is reused only where it was recorded";
   }
-  return "recorded with --cache-scope=cluster: the namespace and cluster scopes are separate "
-         "caches";
+  return "no longer fresh, or replaced while this explanation ran";
 }
+
+// The key of the scope not in force, for the operator comparing with another server or scope;
+// nullopt when the template is not at hand (offloaded without --configmap cannot happen here).
+std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
+                                    const webhook::LookupPlan& lookup, core::KeyBinding binding,
+                                    const std::string& configMapPath);
 
 // The ARGO_TEMPLATE value of a ConfigMap document (JSON or YAML), as Argo offloads it.
 std::string offloadedTemplate(const std::string& path) {
@@ -75,6 +74,20 @@ std::string offloadedTemplate(const std::string& path) {
     throw UsageError(path + ": not a ConfigMap with a data.ARGO_TEMPLATE string");
   }
   return configMap["data"]["ARGO_TEMPLATE"].get<std::string>();
+}
+
+std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
+                                    const webhook::LookupPlan& lookup, core::KeyBinding binding,
+                                    const std::string& configMapPath) {
+  const auto found = core::findArgoTemplate(request.object);
+  if (!found) return std::nullopt;
+  const std::string argoTemplate =
+      found->offloaded ? offloadedTemplate(configMapPath) : found->argoTemplate;
+  const auto canonical = core::CanonicalTemplate::of(argoTemplate);
+  if (!canonical) return std::nullopt;
+  return binding == core::KeyBinding::kNamespaceBound
+             ? canonical->templateOnlyKey().hex()
+             : canonical->namespaceBoundKey(lookup.namespaceName).hex();
 }
 
 void explain(const GlobalOptions& global, const std::string& path,
@@ -96,7 +109,8 @@ void explain(const GlobalOptions& global, const std::string& path,
                        "it with --configmap");
     }
     std::visit([&plan](auto&& next) { plan = std::move(next); },
-               webhook::withOffloadedTemplate(*offloaded, offloadedTemplate(configMapPath)));
+               webhook::withOffloadedTemplate(*offloaded, offloadedTemplate(configMapPath),
+                                              loaded.config));
   }
   std::cout << "pod " << request.namespaceName << "/"
             << (request.name.empty() ? "(generated name)" : request.name) << "\n";
@@ -112,20 +126,40 @@ void explain(const GlobalOptions& global, const std::string& path,
     return;
   }
   const auto& lookup = std::get<webhook::LookupPlan>(plan);
+  const auto binding = store::keyBindingOf(scope);
   std::cout << "considered: yes\n"
-            << "execution key: " << lookup.key << " (ARGO_TEMPLATE of container "
-            << lookup.templateContainer << ")\n"
-            << "staleness: " << formatStaleness(lookup.staleness.seconds) << " (from "
+            << "execution key: " << lookup.key << " (" << core::toString(binding) << ", "
+            << (binding == core::KeyBinding::kNamespaceBound
+                    ? "as Kubeflow 2.18 computes it for namespace " + lookup.namespaceName
+                    : std::string("as Kubeflow before 2.18 computes it"))
+            << "; ARGO_TEMPLATE of container " << lookup.templateContainer << ")\n";
+  const auto other = otherKey(request, lookup, binding, configMapPath);
+  if (other) {
+    std::cout << "the other key: " << *other << " ("
+              << core::toString(binding == core::KeyBinding::kNamespaceBound
+                                    ? core::KeyBinding::kTemplateOnly
+                                    : core::KeyBinding::kNamespaceBound)
+              << ", used by --cache-scope="
+              << (binding == core::KeyBinding::kNamespaceBound ? "cluster" : "namespace")
+              << ", not by this server)\n";
+  }
+  std::cout << "staleness: " << formatStaleness(lookup.staleness.seconds) << " (from "
             << (lookup.staleness.source == core::StalenessSource::kNone
                     ? std::string("no annotation, default or maximum set")
                     : std::string(core::toString(lookup.staleness.source)))
             << ")\n"
-            << "cache scope: " << webhook::toString(scope) << "\n";
+            << "cache scope: " << webhook::toString(scope) << "\n"
+            << webhook::kLegacyCacheModeEnv << ": "
+            << webhook::toString(loaded.config.legacyCacheMode) << "\n";
 
   const auto store = openStore(global);
   const int64_t now = nowInSeconds();
-  const auto hit =
-      store->lookup(scope, lookup.namespaceName, lookup.key, lookup.staleness.seconds, now);
+  auto hit = store->lookup(scope, lookup.namespaceName, lookup.key, lookup.staleness.seconds, now);
+  bool fromLegacyRow = false;
+  if (!hit && webhook::mayReuseLegacyRow(loaded.config, lookup)) {
+    hit = store->lookupLegacy(lookup.legacyKey, lookup.staleness.seconds, now);
+    fromLegacyRow = hit.has_value();
+  }
   if (hit) {
     // The webhook's own reading of the entry: one it cannot replay runs the step.
     const auto outcome = webhook::interpretLookup(hit);
@@ -139,6 +173,15 @@ void explain(const GlobalOptions& global, const std::string& path,
               << (hit->namespaceName.empty() ? "" : hit->namespaceName + "/") << hit->podName
               << "; the step would be replaced by the cached outputs, saving about "
               << formatDuration(hit->runDurationSeconds) << "\n";
+    if (fromLegacyRow) {
+      std::cout << "  from a legacy row: no entry of this namespace has the key, and audit mode ("
+                << webhook::kLegacyCacheModeEnv
+                << "=audit) reuses this entry written before Kubeflow 2.18 under the "
+                   "template-only key "
+                << lookup.legacyKey
+                << ". Its owner is unknown (finding ownership_unknown); the reuse would be "
+                   "logged and counted in kcache_legacy_cache_reuse_total\n";
+    }
     return;
   }
   store::EntryFilter sameKey;
@@ -148,6 +191,26 @@ void explain(const GlobalOptions& global, const std::string& path,
     std::cout << "result: MISS, no entry with this key. The step has not completed successfully "
                  "with this exact template since caching was enabled, or its entry was collected. "
                  "It runs, and the watcher records it when it succeeds.\n";
+    if (other) {
+      store::EntryFilter otherKeyFilter;
+      otherKeyFilter.key = *other;
+      const auto underOtherKey = store->listEntries(otherKeyFilter, 0, 20);
+      for (const auto& entry : underOtherKey) {
+        std::cout << "  entry " << entry.id << " (recorded " << formatTime(entry.startedAtInSec)
+                  << (entry.namespaceName.empty()
+                          ? std::string(", no namespace: written by Kubeflow before 2.18")
+                          : " in namespace " + entry.namespaceName)
+                  << ") has the other key: "
+                  << (binding == core::KeyBinding::kNamespaceBound
+                          ? std::string("it is reused only with --cache-scope=cluster") +
+                                (entry.namespaceName.empty()
+                                     ? std::string(", or in namespace scope with ") +
+                                           std::string(webhook::kLegacyCacheModeEnv) + "=audit"
+                                     : std::string())
+                          : std::string("it belongs to namespace scope"))
+                  << "\n";
+      }
+    }
     return;
   }
   std::cout << "result: MISS, " << entries.size() << (entries.size() == 20 ? "+" : "")

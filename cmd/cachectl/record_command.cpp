@@ -15,10 +15,19 @@ void addRecordCommand(CLI::App& app, const GlobalOptions& global) {
       ->required();
   command->callback([&global, podPath] {
     const auto pod = readPod(*podPath);
-    const auto plan = watcher::planRecording(pod, stalenessFromEnvironment(), nowInSeconds());
+    // The key is recomputed from the pod's template and namespace as the watcher does; a pod
+    // whose annotation claims another key is refused.
+    const auto plan = watcher::planRecording(
+        pod, watcher::RecordingRules(stalenessFromEnvironment(), cacheScope(global)),
+        nowInSeconds());
     if (!plan) {
       throw UsageError(*podPath +
                        " is not recorded: " + std::string(watcher::toString(plan.error())));
+    }
+    if (plan->templateOffloaded) {
+      throw UsageError(*podPath +
+                       " is not recorded: its ARGO_TEMPLATE is offloaded to a ConfigMap, so its "
+                       "key cannot be checked here; the watcher records such pods in the cluster");
     }
     const auto store = openStore(global);
     const int64_t id = store->record(cacheScope(global), plan->entry);

@@ -61,24 +61,15 @@ class CacheServerTakeoverTest : public ::testing::Test {
   }
 
   void createCompletedPod(const std::string& name) {
-    json pod = {
-        {"apiVersion", "v1"},
-        {"kind", "Pod"},
-        {"metadata",
-         {{"name", name},
-          {"namespace", "team-a"},
-          {"labels",
-           {{"pipelines.kubeflow.org/cache_enabled", "true"},
-            {"pipelines.kubeflow.org/cache_id", ""},
-            {"workflows.argoproj.io/completed", "true"}}},
-          {"annotations",
-           {{"pipelines.kubeflow.org/execution_cache_key", std::string(63, 'a') + name.back()},
-            {"workflows.argoproj.io/outputs", R"({"parameters":[{"name":"p","value":"1"}]})"}}}}},
-        {"spec", {{"containers", json::array({{{"name", "main"}, {"image", "python:3.11"}}})}}},
-        {"status",
-         {{"phase", "Succeeded"},
-          {"containerStatuses",
-           json::parse(R"([{"name": "main", "state": {"terminated": {"exitCode": 0}}}])")}}}};
+    // Tagged as the webhook tags it, with the real key of its template (the watcher checks it).
+    json pod = fakekube::makeTaggedPod("team-a", name, name);
+    pod["metadata"]["labels"]["workflows.argoproj.io/completed"] = "true";
+    pod["metadata"]["annotations"]["workflows.argoproj.io/outputs"] =
+        R"({"parameters":[{"name":"p","value":"1"}]})";
+    pod["status"] = {
+        {"phase", "Succeeded"},
+        {"containerStatuses",
+         json::parse(R"([{"name": "main", "state": {"terminated": {"exitCode": 0}}}])")}};
     fake_.createPod(pod);
   }
 

@@ -42,7 +42,10 @@ class CachectlTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(directory_); }
 
-  Result run(std::vector<std::string> arguments, bool withDatabase = true) {
+  // cachectl in this process; `environment` is set for the run only.
+  Result run(std::vector<std::string> arguments, bool withDatabase = true,
+             const std::map<std::string, std::string>& environment = {}) {
+    for (const auto& [name, value] : environment) ::setenv(name.c_str(), value.c_str(), 1);
     if (withDatabase) {
       for (const auto& flag : {"--db-host", "127.0.0.1", "--db-port", port_.c_str(), "--db-user",
                                "postgres", "--db-name", database_.c_str()}) {
@@ -55,6 +58,7 @@ class CachectlTest : public ::testing::Test {
     const int code = runCachectl(arguments);
     std::cout.rdbuf(oldOut);
     std::cerr.rdbuf(oldErr);
+    for (const auto& entry : environment) ::unsetenv(entry.first.c_str());
     return {code, out.str(), err.str()};
   }
 
@@ -86,9 +90,14 @@ class CachectlTest : public ::testing::Test {
     return writeFile("completed-" + namespaceName + ".json", pod.dump());
   }
 
-  std::string fixtureKey() {
-    const auto result = run(
-        {"key", "--pod", std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json"}, false);
+  // The Argo 3.5 fixture's key, bound to `namespaceName` (namespace scope), or template-only
+  // (cluster scope), as `cachectl key` prints it.
+  std::string fixtureKey(const std::string& namespaceName = "team-a",
+                         const std::string& scope = "namespace") {
+    const auto result =
+        run({"key", "--pod", std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json",
+             "--namespace", namespaceName, "--cache-scope", scope},
+            false);
     EXPECT_EQ(result.exitCode, 0) << result.err;
     return result.out.substr(0, 64);
   }
@@ -97,11 +106,48 @@ class CachectlTest : public ::testing::Test {
   fs::path directory_;
 };
 
-TEST_F(CachectlTest, KeyOfAYamlPodMatchesTheVector) {
-  const auto result =
-      run({"key", "--pod", std::string(KCACHE_TEST_DATA_DIR) + "/pods/kfp-v1-step.yaml"}, false);
-  EXPECT_EQ(result.exitCode, 0) << result.err;
-  EXPECT_EQ(result.out, "abbf751c99cdcdcfb6995caa5b78f4a2e214f32a9e45e0181752c414fd24ec7d\n");
+TEST_F(CachectlTest, KeyOfAYamlPodMatchesTheVectors) {
+  const std::string pod = std::string(KCACHE_TEST_DATA_DIR) + "/pods/kfp-v1-step.yaml";
+  // Namespace scope (the default): bound to the pod's own namespace, as Kubeflow 2.18 computes it
+  // (namespaced-keys.jsonl, kfp18_add_pod_env_echo@kubeflow-user-example-com).
+  const auto bound = run({"key", "--pod", pod}, false);
+  EXPECT_EQ(bound.exitCode, 0) << bound.err;
+  EXPECT_EQ(bound.out, "7765d92d54558ec7fb2463f17517fd9005a2d829487f287680aa74efc59a4fa3\n");
+  // --namespace overrides the pod's namespace.
+  EXPECT_EQ(run({"key", "--pod", pod, "--namespace", "team-a"}, false).out,
+            "8e2ae6728bb187de58a6931f8fbff012fcddb63c10339a3167d3213af1e77fcb\n");
+  // Cluster scope: the template-only key of Kubeflow before 2.18 (keys.jsonl).
+  EXPECT_EQ(run({"key", "--pod", pod, "--cache-scope", "cluster"}, false).out,
+            "abbf751c99cdcdcfb6995caa5b78f4a2e214f32a9e45e0181752c414fd24ec7d\n");
+}
+
+TEST_F(CachectlTest, KeyOfEveryNamespacedVector) {
+  std::ifstream in(std::string(KCACHE_TEST_DATA_DIR) + "/namespaced-keys.jsonl");
+  std::string line;
+  int checked = 0;
+  while (std::getline(in, line)) {
+    const json record = json::parse(line);
+    if (!record["template"].is_string()) continue;  // raw bytes: covered by the core tests
+    const std::string file = writeFile("template.json", record["template"].get<std::string>());
+    const auto bound = run({"key", "--template", file, "--namespace", record["namespace"]}, false);
+    ASSERT_EQ(bound.exitCode, 0) << record["name"] << ": " << bound.err;
+    EXPECT_EQ(bound.out, record["key"].get<std::string>() + "\n") << record["name"];
+    // With --canonical the second line is exactly the bytes Kubeflow 2.18 hashes.
+    const auto canonical =
+        run({"key", "--template", file, "--namespace", record["namespace"], "--canonical"}, false);
+    EXPECT_EQ(canonical.out, record["key"].get<std::string>() + "\n" +
+                                 record["canonical"].get<std::string>() + "\n")
+        << record["name"];
+    ++checked;
+  }
+  EXPECT_GE(checked, 200);
+  // Without a namespace, --template gives the template-only key, with a note saying so.
+  const std::string file = writeFile("template.json", R"({"container":{"image":"python:3.11"}})");
+  const auto templateOnly = run({"key", "--template", file}, false);
+  EXPECT_EQ(templateOnly.exitCode, 0);
+  EXPECT_NE(templateOnly.err.find("template-only key"), std::string::npos) << templateOnly.err;
+  EXPECT_EQ(templateOnly.out,
+            run({"key", "--template", file, "--cache-scope", "cluster"}, false).out);
 }
 
 TEST_F(CachectlTest, KeyFailuresAreOneClearLine) {
@@ -159,19 +205,33 @@ TEST_F(CachectlTest, RecordThenExplainStatsListShow) {
 }
 
 TEST_F(CachectlTest, ExplainNamesTheRuleThatPreventsReuse) {
-  const std::string key = fixtureKey();
-  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", key)}).exitCode, 0);
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", fixtureKey("team-b"))}).exitCode, 0);
   const std::string review = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
+  // team-b's entry has team-b's key: team-a's pod has another one.
   const auto otherTenant = run({"explain", "--pod", review});
-  EXPECT_NE(otherTenant.out.find("recorded in namespace team-b"), std::string::npos)
+  EXPECT_NE(otherTenant.out.find("execution key: " + fixtureKey("team-a") + " (namespace-bound"),
+            std::string::npos)
+      << otherTenant.out;
+  EXPECT_NE(otherTenant.out.find("the other key: " + fixtureKey("team-a", "cluster")),
+            std::string::npos)
+      << otherTenant.out;
+  EXPECT_NE(otherTenant.out.find("MISS, no entry with this key"), std::string::npos)
       << otherTenant.out;
   const auto otherScope = run({"explain", "--pod", review, "--cache-scope", "cluster"});
-  EXPECT_NE(otherScope.out.find("scopes are separate caches"), std::string::npos) << otherScope.out;
-  ASSERT_EQ(
-      run({"record", "--pod", completedPod("team-b", key), "--cache-scope", "cluster"}).exitCode,
-      0);
+  EXPECT_NE(otherScope.out.find("MISS, no entry with this key"), std::string::npos)
+      << otherScope.out;
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", fixtureKey("team-b", "cluster")),
+                 "--cache-scope", "cluster"})
+                .exitCode,
+            0);
   EXPECT_NE(run({"explain", "--pod", review, "--cache-scope", "cluster"}).out.find("result: HIT"),
             std::string::npos);
+  // In namespace scope the cluster entry is named, with the scope that would reuse it.
+  const auto namespaceScope = run({"explain", "--pod", review});
+  EXPECT_NE(namespaceScope.out.find("has the other key: it is reused only with "
+                                    "--cache-scope=cluster"),
+            std::string::npos)
+      << namespaceScope.out;
 
   const auto skipped =
       run({"explain", "--pod",
@@ -257,22 +317,63 @@ TEST_F(CachectlTest, ExplainNamesEveryMissReason) {
   EXPECT_NE(staleByOwn.out.find("stale by the staleness it was recorded with"), std::string::npos)
       << staleByOwn.out;
 
+  // A row Kubeflow wrote before 2.18: the template-only key, no namespace.
   store::NewEntry legacy = old;
+  legacy.key = fixtureKey("team-a", "cluster");
   legacy.namespaceName = "";
   legacy.maxCacheStaleness = -1;
   legacy.recordedAtInSec = now;
   store.record(store::CacheScope::kCluster, legacy);
-  const auto withLegacy = run({"explain", "--pod", review35});
-  EXPECT_NE(withLegacy.out.find("a legacy entry without a namespace"), std::string::npos)
-      << withLegacy.out;
   EXPECT_NE(run({"explain", "--pod", review35, "--cache-scope", "cluster"}).out.find("result: HIT"),
             std::string::npos);
 }
 
+TEST_F(CachectlTest, ExplainSaysWhenAuditModeWouldReuseALegacyRow) {
+  auto& server = test_support::PostgresServer::shared();
+  store::StoreOptions options;
+  options.dsn = server.connectionString(database_);
+  store::CacheStore store(options);
+  store::NewEntry legacy;
+  legacy.key = fixtureKey("team-a", "cluster");
+  legacy.namespaceName = "";  // written by Kubeflow before 2.18
+  legacy.executionOutput = R"({"workflows.argoproj.io/outputs":"{\"exitCode\":\"0\"}"})";
+  legacy.recordedAtInSec = static_cast<int64_t>(std::time(nullptr)) - 60;
+  const int64_t id = store.record(store::CacheScope::kCluster, legacy);
+  const std::string review = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
+
+  const auto enforced = run({"explain", "--pod", review});
+  EXPECT_NE(enforced.out.find("KFP_SECURITY_LEGACY_CACHE_MODE: enforce"), std::string::npos)
+      << enforced.out;
+  EXPECT_NE(enforced.out.find("no namespace: written by Kubeflow before 2.18"), std::string::npos)
+      << enforced.out;
+  EXPECT_NE(enforced.out.find("KFP_SECURITY_LEGACY_CACHE_MODE=audit"), std::string::npos)
+      << enforced.out;
+
+  const auto audited =
+      run({"explain", "--pod", review}, true, {{"KFP_SECURITY_LEGACY_CACHE_MODE", "audit"}});
+  EXPECT_NE(audited.out.find("result: HIT, entry " + std::to_string(id)), std::string::npos)
+      << audited.out;
+  EXPECT_NE(audited.out.find("from a legacy row"), std::string::npos) << audited.out;
+  EXPECT_NE(audited.out.find("ownership_unknown"), std::string::npos) << audited.out;
+
+  const auto invalid =
+      run({"explain", "--pod", review}, false, {{"KFP_SECURITY_LEGACY_CACHE_MODE", "Audit"}});
+  EXPECT_NE(invalid.exitCode, 0);
+  EXPECT_NE(invalid.err.find("KFP_SECURITY_LEGACY_CACHE_MODE"), std::string::npos) << invalid.err;
+}
+
+TEST_F(CachectlTest, RecordRefusesAKeyThePodsTemplateDoesNotGive) {
+  // team-a's key on a team-b pod: what a tenant forging another's key would submit.
+  const auto forged = run({"record", "--pod", completedPod("team-b", fixtureKey("team-a"))}, false);
+  EXPECT_EQ(forged.exitCode, 1);
+  EXPECT_NE(forged.err.find("not the key of the pod's template and namespace"), std::string::npos)
+      << forged.err;
+  EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 0);
+}
+
 TEST_F(CachectlTest, PurgeAsksDryRunsAndDeletes) {
-  const std::string key = fixtureKey();
-  ASSERT_EQ(run({"record", "--pod", completedPod("team-a", key)}).exitCode, 0);
-  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", key)}).exitCode, 0);
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-a", fixtureKey("team-a"))}).exitCode, 0);
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-b", fixtureKey("team-b"))}).exitCode, 0);
 
   const auto unfiltered = run({"purge"});
   EXPECT_EQ(unfiltered.exitCode, 1);

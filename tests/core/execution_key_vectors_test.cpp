@@ -2,7 +2,9 @@
 // Kubeflow's Go code produced, and every error case must come back as an error value.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <map>
+#include <set>
 
 #include "core/execution_key.h"
 #include "vector_file.h"
@@ -30,7 +32,10 @@ const std::vector<KeyVector>& keyVectors() {
 }
 
 std::string templateBytes(const nlohmann::json& record) {
-  if (record.at("template").is_null()) return kcache::testing::fromHex(record.at("template_hex"));
+  // Bytes that are not valid UTF-8 come as hex: `template` is null (keys.jsonl) or absent.
+  if (!record.contains("template") || record.at("template").is_null()) {
+    return kcache::testing::fromHex(record.at("template_hex"));
+  }
   return record.at("template").get<std::string>();
 }
 
@@ -107,6 +112,96 @@ TEST(KeyVectorRelations, SameAndDifferentKeysHold) {
   }
   EXPECT_EQ(relationsChecked, 17u);
   EXPECT_LE(relationsToAbsentCases, 4u) << "more relations than expected point outside the file";
+}
+
+// Every line of tests/data/namespaced-keys.jsonl: Kubeflow 2.18's namespace-bound key of each
+// keyed case of keys.jsonl in three namespaces, with the template-only key beside it.
+struct NamespacedKeyVector {
+  nlohmann::json record;
+  std::string name;
+};
+
+std::vector<NamespacedKeyVector> loadNamespacedKeyVectors() {
+  std::vector<NamespacedKeyVector> vectors;
+  for (auto& record : kcache::testing::readJsonLines("namespaced-keys.jsonl")) {
+    std::string name = record.at("name").get<std::string>();
+    // GoogleTest names allow only letters, digits and underscores.
+    for (char& c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    vectors.push_back({std::move(record), std::move(name)});
+  }
+  return vectors;
+}
+
+const std::vector<NamespacedKeyVector>& namespacedKeyVectors() {
+  static const std::vector<NamespacedKeyVector> vectors = loadNamespacedKeyVectors();
+  return vectors;
+}
+
+class NamespacedKeyVectorTest : public ::testing::TestWithParam<NamespacedKeyVector> {};
+
+TEST_P(NamespacedKeyVectorTest, MatchesKubeflow218) {
+  const auto& record = GetParam().record;
+  const std::string argoTemplate = templateBytes(record);
+  const std::string namespaceName = record.at("namespace");
+  const auto canonical = CanonicalTemplate::of(argoTemplate);
+  ASSERT_TRUE(canonical.has_value()) << canonical.error().message;
+  EXPECT_EQ(canonical->namespaceBoundBytes(namespaceName),
+            record.at("canonical").get<std::string>());
+  EXPECT_EQ(canonical->namespaceBoundKey(namespaceName).hex(), record.at("key").get<std::string>());
+  EXPECT_EQ(canonical->templateOnlyKey().hex(), record.at("legacy_key").get<std::string>());
+  // The one-call forms agree with the two keys of one canonicalisation.
+  const auto bound = computeExecutionKey(argoTemplate, KeyBinding::kNamespaceBound, namespaceName);
+  ASSERT_TRUE(bound.has_value());
+  EXPECT_EQ(bound->hex(), record.at("key").get<std::string>());
+  const auto templateOnly =
+      computeExecutionKey(argoTemplate, KeyBinding::kTemplateOnly, namespaceName);
+  ASSERT_TRUE(templateOnly.has_value());
+  EXPECT_EQ(templateOnly->hex(), record.at("legacy_key").get<std::string>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Vectors, NamespacedKeyVectorTest,
+                         ::testing::ValuesIn(namespacedKeyVectors()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(NamespacedKeyVectorRelations, BoundKeysDifferByNamespaceAndFromTheLegacyKey) {
+  std::map<std::string, std::map<std::string, std::string>> boundByLegacyAndNamespace;
+  size_t lines = 0;
+  for (const auto& vector : namespacedKeyVectors()) {
+    const std::string key = vector.record.at("key");
+    const std::string legacyKey = vector.record.at("legacy_key");
+    EXPECT_NE(key, legacyKey) << vector.name;
+    boundByLegacyAndNamespace[legacyKey][vector.record.at("namespace")] = key;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 234u);
+  for (const auto& [legacyKey, byNamespace] : boundByLegacyAndNamespace) {
+    EXPECT_EQ(byNamespace.size(), 3u) << legacyKey;
+    std::set<std::string> distinct;
+    for (const auto& entry : byNamespace) distinct.insert(entry.second);
+    EXPECT_EQ(distinct.size(), byNamespace.size()) << "two namespaces share a key: " << legacyKey;
+  }
+  // Every keyed case of keys.jsonl appears, and no error case does.
+  size_t keyedCases = 0;
+  for (const auto& vector : keyVectors()) {
+    if (vector.record.value("error", false)) continue;
+    ++keyedCases;
+    EXPECT_EQ(boundByLegacyAndNamespace.count(vector.record.at("key").get<std::string>()), 1u)
+        << vector.name;
+  }
+  EXPECT_EQ(keyedCases * 3, lines);
+}
+
+TEST(NamespacedKey, NamespaceIsQuotedAsGoQuotesIt) {
+  const auto canonical = CanonicalTemplate::of(R"({"container":{"image":"x"}})");
+  ASSERT_TRUE(canonical.has_value());
+  // Go's encoder escapes <, > and & as unicode escapes; a namespace never holds them, but the
+  // bytes must still be Go's.
+  EXPECT_EQ(
+      canonical->namespaceBoundBytes("a<b&\"c"),
+      std::string(R"({"namespace":"a\u003cb\u0026\"c","template":{"container":{"image":"x"}}})"));
+  EXPECT_NE(canonical->namespaceBoundKey("").hex(), canonical->templateOnlyKey().hex());
 }
 
 }  // namespace

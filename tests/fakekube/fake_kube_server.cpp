@@ -852,10 +852,26 @@ int64_t FakeKubeServer::unauthorizedRequests() const {
   return impl_->unauthorizedRequests();
 }
 
+namespace {
+std::string taggedPodTemplate(const std::string& name, const std::string& step) {
+  return R"({"name":")" + name +
+         R"(","container":{"image":"python:3.11","command":["python"],"args":[")" + step +
+         R"("]}})";
+}
+}  // namespace
+
+std::string taggedPodKey(const std::string& namespaceName, const std::string& step,
+                         core::KeyBinding binding) {
+  // The template's name is not part of the key: any name gives the same key.
+  return core::computeExecutionKey(taggedPodTemplate("any", step), binding, namespaceName)
+      .value()
+      .hex();
+}
+
 nlohmann::json makeTaggedPod(const std::string& namespaceName, const std::string& name,
-                             const std::string& key) {
-  const std::string argoTemplate =
-      R"({"name":")" + name + R"(","container":{"image":"python:3.11","command":["python"]}})";
+                             const std::string& step, core::KeyBinding binding) {
+  const std::string argoTemplate = taggedPodTemplate(name, step);
+  const std::string key = taggedPodKey(namespaceName, step, binding);
   json pod;
   pod["apiVersion"] = "v1";
   pod["kind"] = "Pod";

@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/execution_key.h"
 #include "tests/fakekube/test_certificates.h"
 
 namespace kcache::fakekube {
@@ -145,9 +146,17 @@ class FakeKubeServer {
 };
 
 // A pod as the webhook leaves it on a miss: tagged with cache_id "" and the key annotation,
-// carrying ARGO_TEMPLATE on its main container. `key` must be 64 hex characters.
+// carrying ARGO_TEMPLATE on its main container. The template carries `step` (any text; tests
+// pass keyFor(n)) as its container's argument, so pods of the same step share a template, and
+// the annotation holds the template's real key in `binding` for the pod's namespace, as the
+// webhook would annotate it (the watcher recomputes it).
 nlohmann::json makeTaggedPod(const std::string& namespaceName, const std::string& name,
-                             const std::string& key);
+                             const std::string& step,
+                             core::KeyBinding binding = core::KeyBinding::kNamespaceBound);
+
+// The key makeTaggedPod annotates for `step` in `namespaceName`.
+std::string taggedPodKey(const std::string& namespaceName, const std::string& step,
+                         core::KeyBinding binding = core::KeyBinding::kNamespaceBound);
 
 // What Argo does when the step finished: completed label, phase Succeeded, outputs annotation,
 // and main's terminated state running from `startedAt` to `finishedAt` (RFC 3339).

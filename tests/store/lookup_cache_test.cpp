@@ -23,11 +23,13 @@ class LookupCacheTest : public StoreTest {
   }
   std::optional<CacheEntry> lookUp(std::string_view ns, int64_t age, int64_t podStaleness = -1,
                                    CacheScope scope = CacheScope::kNamespace) {
-    return cache().lookup(scope, ns, keyOf('a'), podStaleness, kRecordedAt + age);
+    return cache().lookup(scope, ns, stepKey('a', scope, std::string(ns)), podStaleness,
+                          kRecordedAt + age);
   }
   std::optional<CacheEntry> remembered(std::string_view ns, int64_t age, int64_t podStaleness = -1,
                                        CacheScope scope = CacheScope::kNamespace) {
-    return cache().lookupRemembered(scope, ns, keyOf('a'), podStaleness, kRecordedAt + age);
+    return cache().lookupRemembered(scope, ns, stepKey('a', scope, std::string(ns)), podStaleness,
+                                    kRecordedAt + age);
   }
   void deleteAllRows() { sql("DELETE FROM execution_caches"); }
 
@@ -36,8 +38,9 @@ class LookupCacheTest : public StoreTest {
 };
 
 TEST_F(LookupCacheTest, AHitIsServedFromMemoryWithinTheTtlThenAskedAgain) {
-  const auto id =
-      store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  const auto id = store().record(
+      CacheScope::kNamespace,
+      makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   EXPECT_FALSE(remembered("team-a", 1).has_value());  // nothing asked yet
   ASSERT_TRUE(lookUp("team-a", 1).has_value());
   deleteAllRows();  // e.g. cachectl purge: the database no longer has it
@@ -52,10 +55,12 @@ TEST_F(LookupCacheTest, AHitIsServedFromMemoryWithinTheTtlThenAskedAgain) {
 }
 
 TEST_F(LookupCacheTest, AfterTheTtlANewerRecordingIsSeen) {
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  store().record(CacheScope::kNamespace,
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   ASSERT_EQ(lookUp("team-a", 1)->executionOutput, "{\"outputs\":1}");
   store().record(CacheScope::kNamespace,
-                 makeEntry(keyOf('a'), "team-a", kRecordedAt + 5, -1, "{\"outputs\":2}"));
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a",
+                           kRecordedAt + 5, -1, "{\"outputs\":2}"));
   EXPECT_EQ(lookUp("team-a", 6)->executionOutput, "{\"outputs\":1}");  // within the TTL
   clock_ += kTtl;
   EXPECT_EQ(lookUp("team-a", 6)->executionOutput, "{\"outputs\":2}");
@@ -64,13 +69,15 @@ TEST_F(LookupCacheTest, AfterTheTtlANewerRecordingIsSeen) {
 TEST_F(LookupCacheTest, MissesAreNeverRemembered) {
   EXPECT_FALSE(lookUp("team-a", 0).has_value());
   // The step ran and was recorded a moment later: its next admission hits, within the TTL.
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  store().record(CacheScope::kNamespace,
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   EXPECT_TRUE(lookUp("team-a", 1).has_value());
   EXPECT_EQ(cache().size(), 1u);
 }
 
 TEST_F(LookupCacheTest, TheEntrysOwnStalenessIsCheckedOnEveryUse) {
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt, 10));
+  store().record(CacheScope::kNamespace, makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"),
+                                                   "team-a", kRecordedAt, 10));
   ASSERT_TRUE(lookUp("team-a", 5).has_value());
   EXPECT_TRUE(remembered("team-a", 10).has_value());  // boundary inclusive, as in the store
   EXPECT_FALSE(remembered("team-a", 11).has_value());
@@ -78,7 +85,8 @@ TEST_F(LookupCacheTest, TheEntrysOwnStalenessIsCheckedOnEveryUse) {
 }
 
 TEST_F(LookupCacheTest, ThePodsStalenessIsCheckedOnEveryUse) {
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  store().record(CacheScope::kNamespace,
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   ASSERT_TRUE(lookUp("team-a", 30, -1).has_value());
   EXPECT_TRUE(remembered("team-a", 30, 30).has_value());
   EXPECT_FALSE(remembered("team-a", 30, 29).has_value());
@@ -88,7 +96,8 @@ TEST_F(LookupCacheTest, ThePodsStalenessIsCheckedOnEveryUse) {
 }
 
 TEST_F(LookupCacheTest, ANamespaceEntryIsNeverServedToAnotherNamespaceOrTheCluster) {
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  store().record(CacheScope::kNamespace,
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   ASSERT_TRUE(lookUp("team-a", 1).has_value());
   EXPECT_FALSE(remembered("team-b", 1).has_value());
   EXPECT_FALSE(lookUp("team-b", 1).has_value());
@@ -97,8 +106,9 @@ TEST_F(LookupCacheTest, ANamespaceEntryIsNeverServedToAnotherNamespaceOrTheClust
 }
 
 TEST_F(LookupCacheTest, AClusterEntryIsSharedByNamespacesButNeverServedToANamespaceLookup) {
-  const auto id =
-      store().record(CacheScope::kCluster, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  const auto id = store().record(
+      CacheScope::kCluster,
+      makeEntry(stepKey('a', CacheScope::kCluster, "team-a"), "team-a", kRecordedAt));
   ASSERT_TRUE(lookUp("team-a", 1, -1, CacheScope::kCluster).has_value());
   const auto shared = remembered("team-b", 1, -1, CacheScope::kCluster);
   ASSERT_TRUE(shared.has_value());
@@ -113,7 +123,8 @@ TEST_F(LookupCacheTest, ANamespaceLookupWithoutANamespaceStillFailsAsTheStoreDoe
 }
 
 TEST_F(LookupCacheTest, AZeroTtlDisablesTheCache) {
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  store().record(CacheScope::kNamespace,
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   cache({std::chrono::milliseconds(0)});
   ASSERT_TRUE(lookUp("team-a", 1).has_value());
   EXPECT_FALSE(cache().enabled());
@@ -127,8 +138,9 @@ TEST_F(LookupCacheTest, TheMemoryOfRememberedEntriesIsBounded) {
   cache({kTtl, kBudget});
   for (char c : std::string("0123456789abcdef")) {
     for (const char* ns : {"team-a", "team-b", "team-c", "team-d"}) {
-      store().record(CacheScope::kNamespace, makeEntry(keyOf(c), ns, kRecordedAt));
-      ASSERT_TRUE(cache().lookup(CacheScope::kNamespace, ns, keyOf(c), -1, kRecordedAt));
+      const std::string key = stepKey(c, CacheScope::kNamespace, ns);
+      store().record(CacheScope::kNamespace, makeEntry(key, ns, kRecordedAt));
+      ASSERT_TRUE(cache().lookup(CacheScope::kNamespace, ns, key, -1, kRecordedAt));
     }
   }
   EXPECT_GT(cache().size(), 0u);
@@ -138,8 +150,8 @@ TEST_F(LookupCacheTest, TheMemoryOfRememberedEntriesIsBounded) {
 
 TEST_F(LookupCacheTest, AnEntryLargerThanItsShareIsNotRemembered) {
   store().record(CacheScope::kNamespace,
-                 makeEntry(keyOf('a'), "team-a", kRecordedAt, -1,
-                           "{\"outputs\":\"" + std::string(4096, 'x') + "\"}"));
+                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt,
+                           -1, "{\"outputs\":\"" + std::string(4096, 'x') + "\"}"));
   cache({kTtl, 16 * 1024});
   ASSERT_TRUE(lookUp("team-a", 1).has_value());
   EXPECT_EQ(cache().size(), 0u);
@@ -147,8 +159,9 @@ TEST_F(LookupCacheTest, AnEntryLargerThanItsShareIsNotRemembered) {
 }
 
 TEST_F(LookupCacheTest, HitsAreNotedInTheStore) {
-  const auto id =
-      store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt));
+  const auto id = store().record(
+      CacheScope::kNamespace,
+      makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   cache().noteHit(id, kRecordedAt + 7);
   store().flushHits();
   EXPECT_EQ(scalar("SELECT \"HitCount\" FROM execution_caches"), 1);

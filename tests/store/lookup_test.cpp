@@ -84,28 +84,35 @@ TEST_F(LookupTest, LookupReturnsEverythingThatWasRecorded) {
 }
 
 TEST_F(LookupTest, NamespacesAreIsolated) {
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kRecordedAt, -1, "A"));
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-b", kRecordedAt, -1, "B"));
-  const auto a = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kRecordedAt);
-  const auto b = store().lookup(CacheScope::kNamespace, "team-b", keyOf('a'), -1, kRecordedAt);
+  const auto keyIn = [](const std::string& ns) { return stepKey('a', CacheScope::kNamespace, ns); };
+  store().record(CacheScope::kNamespace,
+                 makeEntry(keyIn("team-a"), "team-a", kRecordedAt, -1, "A"));
+  store().record(CacheScope::kNamespace,
+                 makeEntry(keyIn("team-b"), "team-b", kRecordedAt, -1, "B"));
+  const auto a = store().lookup(CacheScope::kNamespace, "team-a", keyIn("team-a"), -1, kRecordedAt);
+  const auto b = store().lookup(CacheScope::kNamespace, "team-b", keyIn("team-b"), -1, kRecordedAt);
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->executionOutput, "A");
   EXPECT_EQ(b->executionOutput, "B");
   EXPECT_NE(a->id, b->id);
-  EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-c", keyOf('a'), -1, kRecordedAt));
-  // Namespace-owned entries are not cluster-wide entries.
-  EXPECT_FALSE(store().lookup(CacheScope::kCluster, "", keyOf('a'), -1, kRecordedAt));
+  EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-c", keyIn("team-c"), -1, kRecordedAt));
+  // Another namespace's key is not found from a namespace it is not bound to.
+  EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-c", keyIn("team-a"), -1, kRecordedAt));
+  // Namespace-owned entries are not cluster-wide entries: the cluster key is another key.
+  EXPECT_FALSE(store().lookup(CacheScope::kCluster, "", stepKey('a', CacheScope::kCluster, ""), -1,
+                              kRecordedAt));
 }
 
 TEST_F(LookupTest, ClusterScopeSharesOneEntryAcrossNamespaces) {
-  const int64_t id =
-      store().record(CacheScope::kCluster, makeEntry(keyOf('a'), "team-a", kRecordedAt));
-  EXPECT_EQ(store().record(CacheScope::kCluster, makeEntry(keyOf('a'), "team-b", kRecordedAt)), id);
-  const auto hit = store().lookup(CacheScope::kCluster, "team-c", keyOf('a'), -1, kRecordedAt);
+  const std::string key = stepKey('a', CacheScope::kCluster, "");
+  const int64_t id = store().record(CacheScope::kCluster, makeEntry(key, "team-a", kRecordedAt));
+  EXPECT_EQ(store().record(CacheScope::kCluster, makeEntry(key, "team-b", kRecordedAt)), id);
+  const auto hit = store().lookup(CacheScope::kCluster, "team-c", key, -1, kRecordedAt);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->id, id);
   EXPECT_EQ(hit->namespaceName, "team-a");  // who recorded it, for the record
-  EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kRecordedAt));
+  EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-a",
+                              stepKey('a', CacheScope::kNamespace, "team-a"), -1, kRecordedAt));
 }
 
 TEST_F(LookupTest, LegacyRowsMatchOnlyInClusterScope) {

@@ -14,7 +14,7 @@ class OperatorTest : public StoreTest {
     StoreTest::SetUp();
     a1_ = store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT));
     a2_ = store().record(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT + 10));
-    b1_ = store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-b", kT + 20));
+    b1_ = store().record(CacheScope::kNamespace, makeEntry(keyOf('d'), "team-b", kT + 20));
     sql("INSERT INTO execution_caches (\"ExecutionCacheKey\", \"ExecutionTemplate\", "
         "\"ExecutionOutput\", \"MaxCacheStaleness\", \"StartedAtInSec\", \"EndedAtInSec\") "
         "VALUES ('" +
@@ -37,7 +37,7 @@ TEST_F(OperatorTest, FiltersSelectByIdKeyPrefixNamespaceAndTime) {
   EXPECT_EQ(ids(byId), std::vector<int64_t>{a2_});
   EntryFilter byKey;
   byKey.key = keyOf('a');
-  EXPECT_EQ(ids(byKey), (std::vector<int64_t>{a1_, b1_}));
+  EXPECT_EQ(ids(byKey), std::vector<int64_t>{a1_});
   EntryFilter byPrefix;
   byPrefix.keyPrefix = "bbbb";
   EXPECT_EQ(ids(byPrefix), std::vector<int64_t>{a2_});
@@ -72,7 +72,7 @@ TEST_F(OperatorTest, PurgeDeletesExactlyTheSelection) {
   EXPECT_EQ(store().purgeEntries(byNamespace), 2);
   EXPECT_EQ(store().countEntries({}), 2);
   EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT));
-  EXPECT_TRUE(store().lookup(CacheScope::kNamespace, "team-b", keyOf('a'), -1, kT + 20));
+  EXPECT_TRUE(store().lookup(CacheScope::kNamespace, "team-b", keyOf('d'), -1, kT + 20));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/execution_key.h"
 #include "store/sql.h"
 #include "tests/store/store_fixture.h"
 
@@ -65,12 +66,13 @@ TEST_F(StoreTest, OpeningAnEmptyDatabaseCreatesTheKubeflowTableAndKcacheSchema) 
   for (const auto& row :
        sql("SELECT indexname FROM pg_indexes WHERE tablename = 'execution_caches'"))
     indexes.insert(row[0].as<std::string>());
-  for (const char* name : {"execution_caches_pkey", "idx_cache_key", "composite_id_idx",
-                           "kcache_scope_key_uidx", "kcache_started_idx", "kcache_recency_idx"}) {
+  for (const char* name :
+       {"execution_caches_pkey", "idx_cache_key", "composite_id_idx", "kcache_scope_key_uidx",
+        "kcache_started_idx", "kcache_recency_idx", "idx_cache_namespace_key"}) {
     EXPECT_TRUE(indexes.count(name)) << name;
   }
-  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 3);
-  EXPECT_EQ(scalar("SELECT max(version) FROM kcache_schema_migrations"), 3);
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 5);
+  EXPECT_EQ(scalar("SELECT max(version) FROM kcache_schema_migrations"), 5);
   EXPECT_EQ(store().migrate(), 0) << "a second migration must find nothing to do";
 }
 
@@ -79,13 +81,14 @@ TEST_F(StoreTest, LookupIsServedByTheUniqueIndex) {
   pqxx::connection connection(dsn_);
   pqxx::nontransaction txn(connection);
   txn.exec("SET enable_seqscan = off");  // a tiny table would otherwise just be scanned
-  txn.exec("PREPARE lookup(text, text, bigint, bigint) AS " + sql::kLookup);
-  std::string plan;
-  for (const auto& row : txn.exec("EXPLAIN EXECUTE lookup('team-a', 'k', 100, -1)")) {
-    plan += row[0].as<std::string>() + "\n";
+  txn.exec("PREPARE lookup(text, bigint, bigint, text) AS " + sql::kLookup);
+  for (const char* execute : {"EXPLAIN EXECUTE lookup('k', 100, -1, 'team-a')",
+                              "EXPLAIN EXECUTE lookup('k', 100, -1, '')"}) {
+    std::string plan;
+    for (const auto& row : txn.exec(execute)) plan += row[0].as<std::string>() + "\n";
+    EXPECT_NE(plan.find("Index Scan"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
   }
-  EXPECT_NE(plan.find("kcache_scope_key_uidx"), std::string::npos) << plan;
-  EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
 }
 
 TEST_F(StoreTest, KubeflowDatabaseWithDuplicatesIsMigratedKeepingTheNewestUsableEntry) {
@@ -121,19 +124,24 @@ TEST_F(StoreTest, KubeflowDatabaseWithDuplicatesIsMigratedKeepingTheNewestUsable
 
 TEST_F(StoreTest, ExistingNamespaceColumnFromNewerKubeflowKeepsItsOwners) {
   const int64_t now = nowInSec();
+  // Kubeflow 2.18 added the column (its rows carry the namespace-bound key); a legacy row has
+  // none. Their template is '{}', whose keys these are.
+  const auto canonical = core::CanonicalTemplate::of("{}").value();
+  const std::string legacyKey = canonical.templateOnlyKey().hex();
+  const std::string boundKey = canonical.namespaceBoundKey("team-a").hex();
   sql(std::string(kKubeflowSchema) + "ALTER TABLE execution_caches ADD COLUMN \"Namespace\" text;" +
-      kubeflowRow(keyOf('e'), "legacy", -1, now - 10) + kubeflowRow(keyOf('e'), "owned", -1, now) +
+      kubeflowRow(legacyKey, "legacy", -1, now - 10) + kubeflowRow(boundKey, "owned", -1, now) +
       "UPDATE execution_caches SET \"Namespace\" = 'team-a' WHERE \"ExecutionOutput\" = 'owned';");
   CacheStore& s = store();
   EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 2);
-  const auto owned = s.lookup(CacheScope::kNamespace, "team-a", keyOf('e'), -1, now);
+  const auto owned = s.lookup(CacheScope::kNamespace, "team-a", boundKey, -1, now);
   ASSERT_TRUE(owned);
   EXPECT_EQ(owned->executionOutput, "owned");
   EXPECT_EQ(owned->namespaceName, "team-a");
-  const auto legacy = s.lookup(CacheScope::kCluster, "", keyOf('e'), -1, now);
+  const auto legacy = s.lookup(CacheScope::kCluster, "", legacyKey, -1, now);
   ASSERT_TRUE(legacy);
   EXPECT_EQ(legacy->executionOutput, "legacy");
-  EXPECT_FALSE(s.lookup(CacheScope::kNamespace, "team-b", keyOf('e'), -1, now));
+  EXPECT_FALSE(s.lookup(CacheScope::kNamespace, "team-b", boundKey, -1, now));
 }
 
 TEST_F(StoreTest, StoresMigratingAtOnceApplyEachMigrationOnce) {
@@ -161,8 +169,8 @@ TEST_F(StoreTest, StoresMigratingAtOnceApplyEachMigrationOnce) {
   }
   for (auto& thread : threads) thread.join();
   for (const auto& error : errors) EXPECT_EQ(error, "");
-  EXPECT_EQ(applied.load(), 3);
-  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 3);
+  EXPECT_EQ(applied.load(), 5);
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 5);
   const int64_t id = stores[0]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10));
   EXPECT_EQ(stores[1]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10)), id);
 }

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <string>
 
+#include "core/execution_key.h"
 #include "store/cache_store.h"
 #include "tests/support/postgres_server.h"
 
@@ -14,6 +15,19 @@ namespace kcache::store::testing {
 
 inline std::string keyOf(char c) {
   return std::string(64, c);
+}
+
+// A step's template (the image names the step) and its real key in `scope` for a pod of
+// `namespaceName`: what the webhook looks up and the watcher records. Tests about scopes and
+// namespaces need real keys, since keys are what keeps them apart.
+inline std::string stepTemplate(char step) {
+  return std::string(R"({"container":{"image":"python:3.11-)") + step +
+         R"(","command":["python"]}})";
+}
+inline std::string stepKey(char step, CacheScope scope, const std::string& namespaceName) {
+  return core::computeExecutionKey(stepTemplate(step), keyBindingOf(scope), namespaceName)
+      .value()
+      .hex();
 }
 
 inline NewEntry makeEntry(std::string key, std::string ns, int64_t recordedAt,

@@ -93,7 +93,7 @@ TEST_F(JoinTest, TaskResultBeforeThePodCompletes) {
   const auto plans = pod(readyPod("p", 1, "wf-1-100"), seconds(3));
   ASSERT_EQ(plans.size(), 1u);
   EXPECT_EQ(plans[0].pod.name, "p");
-  EXPECT_EQ(plans[0].entry.key, keyFor(1));
+  EXPECT_EQ(plans[0].entry.key, fakekube::taggedPodKey("ns", keyFor(1)));
   // The outputs exactly as the annotation would carry them: compact, without exitCode.
   EXPECT_EQ(argoOutputsOf(plans[0]), kOutputs.dump());
   EXPECT_EQ(core::decodeExecutionOutput(plans[0].entry.executionOutput)->metadataExecutionId, "17");

@@ -26,11 +26,13 @@ TEST(RecordingPlan, RecordsWhatKubeflowRecordsPlusNamespacePodAndDuration) {
   const auto plan = planRecording(completedPod(), policy, 1'700'000'000);
   ASSERT_TRUE(plan);
   const store::NewEntry& entry = plan->entry;
-  EXPECT_EQ(entry.key, keyFor(7));
+  EXPECT_EQ(entry.key, fakekube::taggedPodKey("team-a", keyFor(7)));
   EXPECT_EQ(entry.namespaceName, "team-a");
   EXPECT_EQ(entry.podName, "step-1");
-  EXPECT_EQ(entry.executionTemplate,
-            R"({"name":"step-1","container":{"image":"python:3.11","command":["python"]}})");
+  EXPECT_EQ(
+      entry.executionTemplate,
+      R"({"name":"step-1","container":{"image":"python:3.11","command":["python"],"args":[")" +
+          keyFor(7) + R"("]}})");
   EXPECT_EQ(
       entry.executionOutput,
       R"({"pipelines.kubeflow.org/metadata_execution_id":"42","workflows.argoproj.io/outputs":"{\"parameters\":[{\"name\":\"x\",\"value\":\"\u003c1\u003e\"}]}"})");

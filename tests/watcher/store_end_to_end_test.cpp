@@ -82,8 +82,8 @@ TEST_F(WatcherStoreTest, RecordedStepsAreFoundByLookupAndLabelledWithTheirIds) {
 
   for (int i = 0; i < kPods; ++i) {
     const std::string ns = numbered("team-", i % 2);
-    const auto entry =
-        store_->lookup(store::CacheScope::kNamespace, ns, keyFor(i), -1, nowSeconds());
+    const auto entry = store_->lookup(store::CacheScope::kNamespace, ns,
+                                      fakekube::taggedPodKey(ns, keyFor(i)), -1, nowSeconds());
     ASSERT_TRUE(entry.has_value()) << i;
     EXPECT_EQ(std::to_string(entry->id), cacheIdOf(ns, numbered("step-", i)));
     EXPECT_EQ(entry->podName, numbered("step-", i));
@@ -95,9 +95,10 @@ TEST_F(WatcherStoreTest, RecordedStepsAreFoundByLookupAndLabelledWithTheirIds) {
     EXPECT_EQ(outputs->argoOutputs, R"({"exitCode":"0"})");
     EXPECT_EQ(outputs->metadataExecutionId, numbered("", i));
     // Namespace scope: another namespace does not see it.
-    EXPECT_FALSE(
-        store_->lookup(store::CacheScope::kNamespace, "elsewhere", keyFor(i), -1, nowSeconds())
-            .has_value());
+    EXPECT_FALSE(store_
+                     ->lookup(store::CacheScope::kNamespace, "elsewhere",
+                              fakekube::taggedPodKey(ns, keyFor(i)), -1, nowSeconds())
+                     .has_value());
   }
   EXPECT_EQ(store_->countEntries(store::EntryFilter{}), kPods);
 
@@ -152,9 +153,11 @@ TEST_F(WatcherStoreTest, EntriesFromTaskResultsAndAnnotationsHaveTheSameShape) {
   service->stop();
 
   const auto fromAnnotation =
-      store_->lookup(store::CacheScope::kNamespace, "old-argo", keyFor(5), -1, nowSeconds());
+      store_->lookup(store::CacheScope::kNamespace, "old-argo",
+                     fakekube::taggedPodKey("old-argo", keyFor(5)), -1, nowSeconds());
   const auto fromTaskResult =
-      store_->lookup(store::CacheScope::kNamespace, "new-argo", keyFor(5), -1, nowSeconds());
+      store_->lookup(store::CacheScope::kNamespace, "new-argo",
+                     fakekube::taggedPodKey("new-argo", keyFor(5)), -1, nowSeconds());
   ASSERT_TRUE(fromAnnotation && fromTaskResult);
   EXPECT_EQ(fromTaskResult->executionOutput, fromAnnotation->executionOutput);
   EXPECT_EQ(fromTaskResult->executionTemplate, fromAnnotation->executionTemplate);

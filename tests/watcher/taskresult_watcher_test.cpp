@@ -123,7 +123,7 @@ TEST_F(TaskResultWatcherTest, TaskResultBeforeThePodCompletes) {
   ASSERT_TRUE(labelled("step"));
   ASSERT_EQ(store_.entries().size(), 1u);
   EXPECT_EQ(recordedOutputs(), kOutputs.dump());  // compact, without exitCode
-  EXPECT_EQ(store_.entries()[0].key, keyFor(1));
+  EXPECT_EQ(store_.entries()[0].key, fakekube::taggedPodKey("ns", keyFor(1)));
   EXPECT_EQ(counter("kcache_watcher_steps_planned_total", {{"source", "taskresult"}}), 1);
   EXPECT_EQ(counter("kcache_watcher_taskresult_joins_total"), 1);
   EXPECT_GE(counter("kcache_watcher_taskresult_lists_total"), 1);

@@ -256,7 +256,7 @@ TEST_F(WatcherServiceTest, EveryPodRecordedExactlyOnceThroughDropsExpiryAndFailu
     ids.insert(id);
     const auto& entry = entries.at(static_cast<size_t>(std::stoll(id) - 1));
     EXPECT_EQ(entry.podName, name);
-    EXPECT_EQ(entry.key, keyFor(i));
+    EXPECT_EQ(entry.key, fakekube::taggedPodKey(numbered("team-", i % 3), keyFor(i)));
     EXPECT_EQ(successfulPatchesFor(name), 1) << name;
   }
   EXPECT_EQ(ids.size(), static_cast<size_t>(kPods));

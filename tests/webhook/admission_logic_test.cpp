@@ -25,10 +25,18 @@ constexpr int64_t kNow = 1'800'000'000;
 constexpr const char* kOutputs =
     R"({"parameters":[{"name":"train-accuracy","value":"0.93"}],"artifacts":[{"name":"train-model","s3":{"key":"artifacts/run-1/model.tgz"}}],"exitCode":"0"})";
 
-std::string keyOf(const json& review) {
+// The key the webhook computes for the review's pod in `scope`, for a pod of `namespaceName`.
+std::string keyFor(const json& review, store::CacheScope scope, const std::string& namespaceName) {
   const auto found = core::findArgoTemplate(review.at("request").at("object"));
   EXPECT_TRUE(found.has_value());
-  return core::computeExecutionKey(found->argoTemplate).value().hex();
+  return core::computeExecutionKey(found->argoTemplate, store::keyBindingOf(scope), namespaceName)
+      .value()
+      .hex();
+}
+
+// The template-only key (Kubeflow before 2.18, audit mode's legacy rows).
+std::string legacyKeyOf(const json& review) {
+  return keyFor(review, store::CacheScope::kCluster, "");
 }
 
 const json& podOf(const json& review) {
@@ -37,6 +45,11 @@ const json& podOf(const json& review) {
 
 class AdmissionLogicTest : public ::testing::Test {
  protected:
+  // The key of the scope in force for the review's own pod.
+  std::string keyOf(const json& review) const {
+    return keyFor(review, config.scope, review.at("request").at("namespace"));
+  }
+
   AppliedAnswer admit(const json& review) {
     AdmissionHandler handler(config, lookup, metrics, nullptr, [] { return kNow; });
     const auto answer = handler.handle(review.dump());
@@ -57,7 +70,7 @@ class AdmissionLogicTest : public ::testing::Test {
   int64_t record(const json& review, const std::string& namespaceName, int64_t ageSeconds = 60,
                  int64_t maxStaleness = -1) {
     store::CacheEntry entry;
-    entry.key = keyOf(review);
+    entry.key = keyFor(review, config.scope, namespaceName);
     entry.namespaceName = namespaceName;
     entry.podName = "earlier-pod";
     entry.executionOutput = core::encodeExecutionOutput({kOutputs, "42"});
@@ -140,6 +153,55 @@ TEST_F(AdmissionLogicTest, SkipsTfxByLabel) {
 TEST_F(AdmissionLogicTest, SkipsTfxByEntrypoint) {
   expectSkipped("skip-tfx-entrypoint-v1.json", "tfx");
 }
+// A TFX step as Argo lays its pod out: `wait` first, then `main` running TFX's entrypoint. The
+// label and the entrypoint each suffice, as in Kubeflow, whatever the number of containers.
+json tfxReviewAsArgoLaysItOut() {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  auto& containers = review["request"]["object"]["spec"]["containers"];
+  EXPECT_GE(containers.size(), 2u);
+  EXPECT_EQ(containers[0]["name"], "wait");
+  bool foundMain = false;
+  for (auto& container : containers) {
+    if (container["name"] != "main") continue;
+    container["command"] = {"python", "-m",
+                            "/tfx-src/tfx/orchestration/kubeflow/container_entrypoint.py"};
+    foundMain = true;
+  }
+  EXPECT_TRUE(foundMain);
+  return review;
+}
+
+TEST_F(AdmissionLogicTest, SkipsTfxByEntrypointOnMainBesideWait) {
+  const auto review = tfxReviewAsArgoLaysItOut();
+  EXPECT_FALSE(admit(review).hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_skips_total", {{"reason", "tfx"}}), 1);
+  EXPECT_EQ(lookup.lookups(), 0);
+}
+
+TEST_F(AdmissionLogicTest, SkipsTfxByLabelBesideWait) {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  review["request"]["object"]["metadata"]["labels"]["pipelines.kubeflow.org/pipeline-sdk-type"] =
+      "tfx";
+  EXPECT_FALSE(admit(review).hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_skips_total", {{"reason", "tfx"}}), 1);
+}
+
+TEST_F(AdmissionLogicTest, TfxRuleNeedsExactlyOneMainAndTheEntrypointLast) {
+  // Two containers named main: Kubeflow's rule does not apply, the step is considered.
+  auto twoMains = tfxReviewAsArgoLaysItOut();
+  auto& containers = twoMains["request"]["object"]["spec"]["containers"];
+  containers[0]["name"] = "main";
+  containers[0]["command"] = containers[1]["command"];
+  EXPECT_TRUE(admit(twoMains).hasPatch);
+  // The entrypoint not last in the command: not TFX.
+  auto notLast = tfxReviewAsArgoLaysItOut();
+  for (auto& container : notLast["request"]["object"]["spec"]["containers"]) {
+    if (container["name"] == "main") container["command"].push_back("--flag");
+  }
+  EXPECT_TRUE(admit(notLast).hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_skips_total", {{"reason", "tfx"}}), 0);
+}
+
 TEST_F(AdmissionLogicTest, SkipsKfpV2) {
   expectSkipped("skip-kfp-v2-v1.json", "kfp_v2");
 }
@@ -309,6 +371,110 @@ TEST_F(AdmissionLogicTest, ClusterScopeSharesAcrossNamespaces) {
   const auto review = testing::fixtureJson("argo-3.5-v1.json");
   const auto id = record(review, "team-b");
   expectHitPod(review, admit(review), id);
+}
+
+TEST_F(AdmissionLogicTest, KeyIsNamespaceBoundInNamespaceScopeAndTemplateOnlyInClusterScope) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const std::string bound = keyFor(review, store::CacheScope::kNamespace, "team-a");
+  expectMissPatch(review, admit(review));
+  EXPECT_EQ(lookup.lastQuery()->key, bound);
+  EXPECT_NE(bound, legacyKeyOf(review));
+  config.scope = store::CacheScope::kCluster;
+  const auto applied = admit(review);
+  EXPECT_EQ(lookup.lastQuery()->key, legacyKeyOf(review));
+  EXPECT_EQ(applied.patchedPod["metadata"]["annotations"]
+                              [std::string(contract::kExecutionCacheKeyAnnotation)],
+            legacyKeyOf(review));
+}
+
+// KFP_SECURITY_LEGACY_CACHE_MODE=audit: a namespace-less row written before Kubeflow 2.18.
+int64_t addLegacyRow(MemoryLookup& lookup, const json& review, const std::string& namespaceName) {
+  store::CacheEntry entry;
+  entry.key = legacyKeyOf(review);
+  entry.namespaceName = namespaceName;
+  entry.executionOutput = core::encodeExecutionOutput({kOutputs, "42"});
+  entry.startedAtInSec = kNow - 60;
+  entry.runDurationSeconds = 300;
+  return lookup.add(entry);
+}
+
+TEST_F(AdmissionLogicTest, AuditModeReusesALegacyRowAfterAGenuineMissWithoutTouchingIt) {
+  config.legacyCacheMode = store::LegacyCacheMode::kAudit;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const int64_t id = addLegacyRow(lookup, review, "");
+  expectHitPod(review, admit(review), id);
+  EXPECT_EQ(lookup.legacyLookups(), 1);
+  EXPECT_EQ(counterValue("kcache_legacy_cache_reuse_total", {}), 1);
+  EXPECT_TRUE(lookup.notedHits().empty()) << "a legacy row is never written to";
+}
+
+TEST_F(AdmissionLogicTest, EnforceModeNeverLooksForLegacyRows) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  addLegacyRow(lookup, review, "");
+  expectMissPatch(review, admit(review));
+  EXPECT_EQ(lookup.legacyLookups(), 0);
+  EXPECT_EQ(counterValue("kcache_legacy_cache_reuse_total", {}), 0);
+}
+
+TEST_F(AdmissionLogicTest, AuditModePrefersTheNamespacesOwnEntry) {
+  config.legacyCacheMode = store::LegacyCacheMode::kAudit;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  addLegacyRow(lookup, review, "");
+  const int64_t own = record(review, "team-a");
+  expectHitPod(review, admit(review), own);
+  EXPECT_EQ(lookup.legacyLookups(), 0);
+  EXPECT_EQ(lookup.notedHits(), std::vector<int64_t>{own});
+}
+
+TEST_F(AdmissionLogicTest, AuditModeNeverReusesARowThatHasAnOwner) {
+  config.legacyCacheMode = store::LegacyCacheMode::kAudit;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  addLegacyRow(lookup, review, "team-b");  // kcache's cluster scope recorded it in team-b
+  expectMissPatch(review, admit(review));
+  EXPECT_EQ(lookup.legacyLookups(), 1);
+  EXPECT_EQ(counterValue("kcache_legacy_cache_reuse_total", {}), 0);
+}
+
+TEST_F(AdmissionLogicTest, AuditModeNeverFallsBackAfterAStoreError) {
+  config.legacyCacheMode = store::LegacyCacheMode::kAudit;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  addLegacyRow(lookup, review, "");
+  testing::FaultyLookup faulty(lookup);
+  faulty.failWith("connection refused");
+  AdmissionHandler handler(config, faulty, metrics, nullptr, [] { return kNow; });
+  const auto answer = handler.handle(review.dump());
+  EXPECT_FALSE(testing::applyAnswer(podOf(review), answer.body).hasPatch);
+  EXPECT_EQ(faulty.calls(), 1) << "only the namespace-scoped lookup was tried";
+  EXPECT_EQ(lookup.legacyLookups(), 0);
+  EXPECT_EQ(counterValue("kcache_admission_errors_total", {{"reason", "store_unavailable"}}), 1);
+}
+
+TEST_F(AdmissionLogicTest, AuditModeHasNoEffectInClusterScope) {
+  config.scope = store::CacheScope::kCluster;
+  config.legacyCacheMode = store::LegacyCacheMode::kAudit;
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const int64_t id = addLegacyRow(lookup, review, "");
+  expectHitPod(review, admit(review), id);  // an ordinary cluster-scope hit
+  EXPECT_EQ(lookup.legacyLookups(), 0);
+  EXPECT_EQ(counterValue("kcache_legacy_cache_reuse_total", {}), 0);
+}
+
+TEST_F(AdmissionLogicTest, LegacyCacheModeIsReadAsKubeflowReadsIt) {
+  auto load = [](std::optional<std::string> value) {
+    return loadAdmissionConfig(
+        [value](std::string_view name) -> std::optional<std::string> {
+          if (name == kLegacyCacheModeEnv) return value;
+          return std::nullopt;
+        },
+        store::CacheScope::kNamespace);
+  };
+  EXPECT_EQ(load(std::nullopt).config.legacyCacheMode, store::LegacyCacheMode::kEnforce);
+  EXPECT_EQ(load("").config.legacyCacheMode, store::LegacyCacheMode::kEnforce);
+  EXPECT_EQ(load("enforce").config.legacyCacheMode, store::LegacyCacheMode::kEnforce);
+  EXPECT_EQ(load("audit").config.legacyCacheMode, store::LegacyCacheMode::kAudit);
+  for (const char* invalid : {"Audit", "AUDIT", "true", "off", " audit", "enforce "}) {
+    EXPECT_THROW(load(invalid), std::invalid_argument) << invalid;
+  }
 }
 
 TEST_F(AdmissionLogicTest, DryRunHitsAreNotCounted) {

@@ -167,7 +167,7 @@ class ArgoDeliveryTest : public ::testing::Test {
 
   int64_t record(const std::string& argoTemplate, const std::string& outputs = kOutputs) {
     store::NewEntry entry;
-    entry.key = core::computeExecutionKey(argoTemplate).value().hex();
+    entry.key = testing::keyInScope(argoTemplate, store::CacheScope::kNamespace, kNamespace);
     entry.namespaceName = kNamespace;
     entry.podName = "my-pipeline-earlier-train-1";
     entry.executionTemplate = argoTemplate;
@@ -387,7 +387,8 @@ TEST_F(ArgoDeliveryTest, OffloadedTemplateIsReadFromTheConfigMapAndGivesTheInlin
   expectEchoPod(hit, id);
   EXPECT_EQ(hit.patchedPod["metadata"]["annotations"]
                           [std::string(contract::kExecutionCacheKeyAnnotation)],
-            core::computeExecutionKey(inlineTemplateOf(podFixture("argo-3.6"))).value().hex());
+            testing::keyInScope(inlineTemplateOf(podFixture("argo-3.6")),
+                                store::CacheScope::kNamespace, kNamespace));
   EXPECT_EQ(kube.objects(kTaskResults).size(), 1u) << "auto on a >= 3.6 pod: a task result";
   EXPECT_EQ(webhook.counter("kcache_admission_errors_total", {{"reason", "template_unavailable"}}),
             2);

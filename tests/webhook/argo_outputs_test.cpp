@@ -236,13 +236,13 @@ TEST(OffloadedTemplate, PlanWaitsForTheConfigMapThenHasTheInlineKey) {
 
   const std::string argoTemplate =
       readJson("pods/argo-3.6-offloaded.configmap.json")["data"]["ARGO_TEMPLATE"];
-  const auto resolved = withOffloadedTemplate(offloaded, argoTemplate);
+  const auto resolved = withOffloadedTemplate(offloaded, argoTemplate, AdmissionConfig{});
   ASSERT_TRUE(std::holds_alternative<LookupPlan>(resolved));
   const auto inline36 = std::get<LookupPlan>(planLookup(requestFor(podFixture("argo-3.6")), {}));
   EXPECT_EQ(std::get<LookupPlan>(resolved).key, inline36.key);
   EXPECT_FALSE(std::get<LookupPlan>(resolved).templateOffloaded);
 
-  const auto bad = withOffloadedTemplate(offloaded, "not json");
+  const auto bad = withOffloadedTemplate(offloaded, "not json", AdmissionConfig{});
   ASSERT_TRUE(std::holds_alternative<Failure>(bad));
   EXPECT_EQ(std::get<Failure>(bad).reason, ErrorReason::kBadTemplate);
 }

@@ -38,6 +38,11 @@ class CountingHits : public store::CacheLookup {
                                           int64_t nowInSec) override {
     return inner_.lookup(scope, namespaceName, key, podStalenessSeconds, nowInSec);
   }
+  std::optional<store::CacheEntry> lookupLegacy(std::string_view legacyKey,
+                                                int64_t podStalenessSeconds,
+                                                int64_t nowInSec) override {
+    return inner_.lookupLegacy(legacyKey, podStalenessSeconds, nowInSec);
+  }
   void noteHit(int64_t entryId, int64_t nowInSec) override {
     ++noted;
     inner_.noteHit(entryId, nowInSec);
@@ -77,8 +82,9 @@ class RecentHitsServerTest : public ::testing::Test {
     store::NewEntry entry;
     const auto argoTemplate =
         core::findArgoTemplate(review.at("request").at("object"))->argoTemplate;
-    entry.key = core::computeExecutionKey(argoTemplate).value().hex();
     entry.namespaceName = review["request"]["namespace"];
+    entry.key =
+        testing::keyInScope(argoTemplate, store::CacheScope::kNamespace, entry.namespaceName);
     entry.podName = "my-pipeline-x7k2p-train-earlier";
     entry.executionTemplate = argoTemplate;
     entry.executionOutput = core::encodeExecutionOutput({kOutputs, "42"});

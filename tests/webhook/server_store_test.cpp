@@ -51,7 +51,7 @@ class ServerStoreTest : public ::testing::Test {
   int64_t record(store::CacheScope scope, const json& review, const std::string& namespaceName) {
     store::NewEntry entry;
     const auto argoTemplate = templateOf(review);
-    entry.key = core::computeExecutionKey(argoTemplate).value().hex();
+    entry.key = testing::keyInScope(argoTemplate, scope, namespaceName);
     entry.namespaceName = namespaceName;
     entry.podName = "my-pipeline-x7k2p-train-earlier";
     entry.executionTemplate = argoTemplate;

@@ -25,11 +25,14 @@ namespace contract = core::contract;
 
 constexpr const char* kOutputs = R"({"parameters":[{"name":"acc","value":"0.9"}],"exitCode":"0"})";
 
+// The key of the review's pod in `namespaceName` (namespace scope, the server's default).
+std::string keyOf(const json& review, const std::string& namespaceName) {
+  return testing::keyInScope(
+      core::findArgoTemplate(review.at("request").at("object"))->argoTemplate,
+      store::CacheScope::kNamespace, namespaceName);
+}
 std::string keyOf(const json& review) {
-  return core::computeExecutionKey(
-             core::findArgoTemplate(review.at("request").at("object"))->argoTemplate)
-      .value()
-      .hex();
+  return keyOf(review, review.at("request").at("namespace"));
 }
 
 int64_t nowSeconds() {
@@ -42,7 +45,7 @@ class ServerTest : public ::testing::Test {
  protected:
   int64_t record(const json& review, const std::string& namespaceName) {
     store::CacheEntry entry;
-    entry.key = keyOf(review);
+    entry.key = keyOf(review, namespaceName);
     entry.namespaceName = namespaceName;
     entry.executionOutput = core::encodeExecutionOutput({kOutputs, "7"});
     entry.startedAtInSec = nowSeconds() - 60;

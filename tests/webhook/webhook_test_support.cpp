@@ -55,6 +55,13 @@ nlohmann::json fixtureJson(const std::string& name) {
   return nlohmann::json::parse(readFixture(name));
 }
 
+std::string keyInScope(std::string_view argoTemplate, store::CacheScope scope,
+                       const std::string& namespaceName) {
+  return core::computeExecutionKey(argoTemplate, store::keyBindingOf(scope), namespaceName)
+      .value()
+      .hex();
+}
+
 int64_t MemoryLookup::add(store::CacheEntry entry) {
   std::lock_guard lock(mutex_);
   entry.id = static_cast<int64_t>(entries_.size()) + 1;
@@ -74,6 +81,23 @@ std::optional<store::CacheEntry> MemoryLookup::lookup(store::CacheScope scope,
   for (const auto& entry : entries_) {
     if (entry.key != key) continue;
     if (scope == store::CacheScope::kNamespace && entry.namespaceName != namespaceName) continue;
+    if (!core::StalenessPolicy::isFresh(nowInSec - entry.startedAtInSec, podStalenessSeconds,
+                                        entry.maxCacheStaleness)) {
+      continue;
+    }
+    if (!best || entry.startedAtInSec >= best->startedAtInSec) best = entry;
+  }
+  return best;
+}
+
+std::optional<store::CacheEntry> MemoryLookup::lookupLegacy(std::string_view legacyKey,
+                                                            int64_t podStalenessSeconds,
+                                                            int64_t nowInSec) {
+  ++legacyLookups_;
+  std::lock_guard lock(mutex_);
+  std::optional<store::CacheEntry> best;
+  for (const auto& entry : entries_) {
+    if (entry.key != legacyKey || !entry.namespaceName.empty()) continue;
     if (!core::StalenessPolicy::isFresh(nowInSec - entry.startedAtInSec, podStalenessSeconds,
                                         entry.maxCacheStaleness)) {
       continue;
@@ -109,20 +133,29 @@ void FaultyLookup::heal() {
   stall_.store(0);
 }
 
+void FaultyLookup::injectFaults() {
+  ++calls_;
+  if (const auto stall = stall_.load(); stall > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(stall));
+  }
+  std::lock_guard lock(mutex_);
+  if (failure_) throw store::StoreError(*failure_);
+}
+
 std::optional<store::CacheEntry> FaultyLookup::lookup(store::CacheScope scope,
                                                       std::string_view namespaceName,
                                                       std::string_view key,
                                                       int64_t podStalenessSeconds,
                                                       int64_t nowInSec) {
-  ++calls_;
-  if (const auto stall = stall_.load(); stall > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(stall));
-  }
-  {
-    std::lock_guard lock(mutex_);
-    if (failure_) throw store::StoreError(*failure_);
-  }
+  injectFaults();
   return inner_.lookup(scope, namespaceName, key, podStalenessSeconds, nowInSec);
+}
+
+std::optional<store::CacheEntry> FaultyLookup::lookupLegacy(std::string_view legacyKey,
+                                                            int64_t podStalenessSeconds,
+                                                            int64_t nowInSec) {
+  injectFaults();
+  return inner_.lookupLegacy(legacyKey, podStalenessSeconds, nowInSec);
 }
 
 TempDir::TempDir() {

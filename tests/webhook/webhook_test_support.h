@@ -17,6 +17,11 @@
 namespace kcache::webhook::testing {
 
 std::string readFixture(const std::string& name);  // tests/data/admission/<name>
+
+// The key the webhook uses for `argoTemplate` in `scope`, for a pod of `namespaceName`: bound to
+// the namespace in namespace scope, template-only in cluster scope.
+std::string keyInScope(std::string_view argoTemplate, store::CacheScope scope,
+                       const std::string& namespaceName);
 // The names of every tests/data/admission/*.json fixture, sorted.
 std::vector<std::string> fixtureNames();
 nlohmann::json fixtureJson(const std::string& name);
@@ -28,9 +33,14 @@ class MemoryLookup : public store::CacheLookup {
   std::optional<store::CacheEntry> lookup(store::CacheScope scope, std::string_view namespaceName,
                                           std::string_view key, int64_t podStalenessSeconds,
                                           int64_t nowInSec) override;
+  // Rows without a namespace under the template-only key, as the store's audit-mode query.
+  std::optional<store::CacheEntry> lookupLegacy(std::string_view legacyKey,
+                                                int64_t podStalenessSeconds,
+                                                int64_t nowInSec) override;
   void noteHit(int64_t entryId, int64_t nowInSec) override;
   std::vector<int64_t> notedHits() const;
   int lookups() const { return lookups_.load(); }
+  int legacyLookups() const { return legacyLookups_.load(); }
   struct LastQuery {
     store::CacheScope scope;
     std::string namespaceName, key;
@@ -44,11 +54,13 @@ class MemoryLookup : public store::CacheLookup {
   std::vector<int64_t> hits_;
   std::optional<LastQuery> last_;
   std::atomic<int> lookups_{0};
+  std::atomic<int> legacyLookups_{0};
 };
 
 // Wraps a lookup and, on command, fails (throws StoreError) or stalls before answering.
 class FaultyLookup : public store::CacheLookup {
  public:
+  // Faults apply to both kinds of lookup.
   explicit FaultyLookup(store::CacheLookup& inner) : inner_(inner) {}
   void failWith(std::string message);
   void stallFor(std::chrono::milliseconds delay) { stall_.store(delay.count()); }
@@ -57,9 +69,14 @@ class FaultyLookup : public store::CacheLookup {
   std::optional<store::CacheEntry> lookup(store::CacheScope scope, std::string_view namespaceName,
                                           std::string_view key, int64_t podStalenessSeconds,
                                           int64_t nowInSec) override;
+  std::optional<store::CacheEntry> lookupLegacy(std::string_view legacyKey,
+                                                int64_t podStalenessSeconds,
+                                                int64_t nowInSec) override;
   void noteHit(int64_t entryId, int64_t nowInSec) override { inner_.noteHit(entryId, nowInSec); }
 
  private:
+  void injectFaults();  // counts the call, stalls and throws as commanded
+
   store::CacheLookup& inner_;
   std::mutex mutex_;
   std::optional<std::string> failure_;
