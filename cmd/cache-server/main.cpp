@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "cmd/cache-server/options.h"
+#include "cmd/common/go_style_flags.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kube/cluster_config.h"
@@ -242,14 +243,13 @@ int main(int argc, char** argv) {
       "MAXIMUM_CACHE_STALENESS (ISO-8601 durations), CACHE_IMAGE (default "
       "ghcr.io/containerd/busybox), CACHE_NODE_RESTRICTIONS (true keeps affinity and "
       "nodeSelector on cached pods).\n"
-      "Kubeflow's flag spellings (--db_host, -db_host, ...) are accepted too."};
+      "Kubeflow's flag spellings (--db_host, -db_host, ...) are accepted too. As in Go, an empty "
+      "value (--namespace_to_watch=) is the empty string; flags that cannot be empty refuse it.",
+      "cache-server"};
   kcache::cache_server::Options options;
   kcache::cache_server::addOptions(app, options);
-  auto arguments = kcache::cmd::normalizeGoStyleArguments(argc, argv);
-  std::vector<const char*> pointers;
-  for (const auto& argument : arguments) pointers.push_back(argument.c_str());
   try {
-    app.parse(static_cast<int>(pointers.size()), pointers.data());
+    kcache::cmd::parseGoStyle(app, std::vector<std::string>(argv + 1, argv + argc));
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }

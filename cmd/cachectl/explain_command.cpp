@@ -5,6 +5,7 @@
 
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
 #include "webhook/admission_review.h"
 #include "webhook/config.h"
 #include "webhook/decision.h"
@@ -77,9 +78,14 @@ std::string offloadedTemplate(const std::string& path) {
   return configMap["data"]["ARGO_TEMPLATE"].get<std::string>();
 }
 
-void explain(const GlobalOptions& global, const std::string& path,
-             const std::string& configMapPath) {
-  const auto request = requestFor(path);
+struct ExplainOptions {
+  std::string podPath;
+  std::string configMapPath;
+};
+
+void explain(const GlobalOptions& global, const ExplainOptions& options) {
+  const std::string& configMapPath = options.configMapPath;
+  const auto request = requestFor(options.podPath);
   const store::CacheScope scope = cacheScope(global);
   const auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
   for (const auto& warning : loaded.warnings) std::cout << "note: " << warning << "\n";
@@ -161,18 +167,20 @@ void explain(const GlobalOptions& global, const std::string& path,
 }  // namespace
 
 void addExplainCommand(CLI::App& app, const GlobalOptions& global) {
-  auto podPath = std::make_shared<std::string>();
+  auto options = std::make_shared<ExplainOptions>();
   auto* command = app.add_subcommand(
       "explain",
       "Say whether a pod would be served from the cache, and if not, which rule prevents it");
   command
-      ->add_option("--pod", *podPath, "Pod as JSON or YAML, or an AdmissionReview ('-' for stdin)")
+      ->add_option("--pod", options->podPath,
+                   "Pod as JSON or YAML, or an AdmissionReview ('-' for stdin)")
+      ->check(cmd::nonEmpty("a file name, or - for standard input"))
       ->required();
-  auto configMapPath = std::make_shared<std::string>();
-  command->add_option("--configmap", *configMapPath,
-                      "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template");
-  command->callback(
-      [&global, podPath, configMapPath] { explain(global, *podPath, *configMapPath); });
+  command
+      ->add_option("--configmap", options->configMapPath,
+                   "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template")
+      ->check(cmd::nonEmpty("a file name, or - for standard input"));
+  command->callback([&global, options] { explain(global, *options); });
 }
 
 }  // namespace kcache::cachectl
