@@ -162,9 +162,17 @@ std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& option
   }
 }
 
-int run(const cache_server::Options& options, const sigset_t& signals) {
+int run(cache_server::Options& options, const sigset_t& signals) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
+  cache_server::readEnvironmentOnlySettings(options);
   cache_server::validate(options);
+  if (options.legacyCacheMode == cmd::LegacyCacheMode::kAudit) {
+    spdlog::warn(
+        "{}=audit: in namespace scope a miss may reuse a legacy entry recorded without a "
+        "namespace (before Kubeflow 2.18), whose owner is unknown; each such reuse is reported. "
+        "Kubeflow plans to remove audit mode in 3.0",
+        cmd::kLegacyCacheModeVariable);
+  }
 
   const auto scope = *webhook::parseCacheScope(options.cacheScope);
   auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
@@ -242,7 +250,8 @@ int main(int argc, char** argv) {
       "Environment read as Kubeflow Pipelines does: DEFAULT_CACHE_STALENESS, "
       "MAXIMUM_CACHE_STALENESS (ISO-8601 durations), CACHE_IMAGE (default "
       "ghcr.io/containerd/busybox), CACHE_NODE_RESTRICTIONS (true keeps affinity and "
-      "nodeSelector on cached pods).\n"
+      "nodeSelector on cached pods), KFP_SECURITY_LEGACY_CACHE_MODE (enforce, the default, or "
+      "audit).\n"
       "Kubeflow's flag spellings (--db_host, -db_host, ...) are accepted too. As in Go, an empty "
       "value (--namespace_to_watch=) is the empty string; flags that cannot be empty refuse it.",
       "cache-server"};

@@ -173,6 +173,10 @@ std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
   return file.is_absolute() ? file : tlsDir / file;
 }
 
+void readEnvironmentOnlySettings(Options& options) {
+  options.legacyCacheMode = cmd::legacyCacheModeFromEnvironment();
+}
+
 void validate(const Options& options) {
   cmd::validateDatabaseOptions(options.database);
   if (options.tlsCertFilename.empty() || options.tlsKeyFilename.empty()) {

@@ -6,6 +6,7 @@
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
 #include "cmd/common/go_style_flags.h"
+#include "cmd/common/legacy_cache_mode.h"
 #include "webhook/admission_review.h"
 #include "webhook/config.h"
 #include "webhook/decision.h"
@@ -81,6 +82,8 @@ std::string offloadedTemplate(const std::string& path) {
 struct ExplainOptions {
   std::string podPath;
   std::string configMapPath;
+  // From the environment, read as cache-server reads it.
+  cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
 };
 
 void explain(const GlobalOptions& global, const ExplainOptions& options) {
@@ -126,7 +129,9 @@ void explain(const GlobalOptions& global, const ExplainOptions& options) {
                     ? std::string("no annotation, default or maximum set")
                     : std::string(core::toString(lookup.staleness.source)))
             << ")\n"
-            << "cache scope: " << webhook::toString(scope) << "\n";
+            << "cache scope: " << webhook::toString(scope) << "\n"
+            << "legacy cache mode: " << cmd::toString(options.legacyCacheMode) << " ("
+            << cmd::kLegacyCacheModeVariable << ")\n";
 
   const auto store = openStore(global);
   const int64_t now = nowInSeconds();
@@ -180,7 +185,14 @@ void addExplainCommand(CLI::App& app, const GlobalOptions& global) {
       ->add_option("--configmap", options->configMapPath,
                    "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template")
       ->check(cmd::nonEmpty("a file name, or - for standard input"));
-  command->callback([&global, options] { explain(global, *options); });
+  command->callback([&global, options] {
+    try {
+      options->legacyCacheMode = cmd::legacyCacheModeFromEnvironment();
+    } catch (const std::invalid_argument& error) {
+      throw UsageError(error.what());
+    }
+    explain(global, *options);
+  });
 }
 
 }  // namespace kcache::cachectl

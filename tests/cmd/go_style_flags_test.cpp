@@ -12,6 +12,7 @@
 #include "cmd/cache-server/options.h"
 #include "cmd/cachectl/app.h"
 #include "cmd/common/go_style_flags.h"
+#include "cmd/common/legacy_cache_mode.h"
 
 namespace kcache::cmd {
 namespace {
@@ -315,6 +316,42 @@ TEST(GoStyleFlags, SwitchesStillTakeExplicitValues) {
   CLI::App& list = *commandLine.app().get_subcommand("list");
   EXPECT_EQ(list.get_option("--json")->as<bool>(), false);
   EXPECT_EQ(list.get_option("--namespace")->as<std::string>(), "a");
+}
+
+TEST(LegacyCacheMode, UnsetAndEmptyAreEnforceOthersAreRefused) {
+  EXPECT_EQ(parseLegacyCacheMode(std::nullopt), LegacyCacheMode::kEnforce);
+  EXPECT_EQ(parseLegacyCacheMode(""), LegacyCacheMode::kEnforce);
+  EXPECT_EQ(parseLegacyCacheMode("enforce"), LegacyCacheMode::kEnforce);
+  EXPECT_EQ(parseLegacyCacheMode("audit"), LegacyCacheMode::kAudit);
+  for (const char* invalid : {"Audit", "ENFORCE", " audit", "off", "true", "legacy"}) {
+    try {
+      parseLegacyCacheMode(invalid);
+      ADD_FAILURE() << invalid << " was accepted";
+    } catch (const std::invalid_argument& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find("KFP_SECURITY_LEGACY_CACHE_MODE=\"" + std::string(invalid) + "\""),
+                std::string::npos)
+          << message;
+      EXPECT_NE(message.find("expected enforce or audit"), std::string::npos) << message;
+    }
+  }
+  EXPECT_EQ(toString(LegacyCacheMode::kAudit), "audit");
+  EXPECT_EQ(toString(LegacyCacheMode::kEnforce), "enforce");
+}
+
+TEST(LegacyCacheMode, CacheServerReadsItFromTheEnvironmentOnly) {
+  auto options = parseCacheServer({});
+  ::setenv(kLegacyCacheModeVariable, "audit", 1);
+  cache_server::readEnvironmentOnlySettings(options);
+  EXPECT_EQ(options.legacyCacheMode, LegacyCacheMode::kAudit);
+  ::setenv(kLegacyCacheModeVariable, "", 1);
+  cache_server::readEnvironmentOnlySettings(options);
+  EXPECT_EQ(options.legacyCacheMode, LegacyCacheMode::kEnforce);
+  ::setenv(kLegacyCacheModeVariable, "permissive", 1);
+  EXPECT_THROW(cache_server::readEnvironmentOnlySettings(options), std::invalid_argument);
+  ::unsetenv(kLegacyCacheModeVariable);
+  cache_server::readEnvironmentOnlySettings(options);
+  EXPECT_EQ(options.legacyCacheMode, LegacyCacheMode::kEnforce);
 }
 
 }  // namespace
