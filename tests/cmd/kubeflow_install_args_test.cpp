@@ -380,23 +380,24 @@ class LegacyCacheModeTest : public KubeflowArgumentsTest {
   }
 };
 
-TEST_F(LegacyCacheModeTest, UnsetIsEnforce) {
-  startWithMode(std::nullopt);
+// Unset, empty and "enforce" are all enforce: no warning.
+class LegacyCacheModeEnforceTest
+    : public LegacyCacheModeTest,
+      public ::testing::WithParamInterface<std::optional<std::string>> {};
+
+TEST_P(LegacyCacheModeEnforceTest, StartsWithoutAWarning) {
+  startWithMode(GetParam());
   expectRunningAndTryingTheDatabase();
   EXPECT_EQ(auditWarnings(), 0u) << log();
 }
 
-TEST_F(LegacyCacheModeTest, EmptyIsEnforce) {
-  startWithMode("");
-  expectRunningAndTryingTheDatabase();
-  EXPECT_EQ(auditWarnings(), 0u) << log();
-}
-
-TEST_F(LegacyCacheModeTest, Enforce) {
-  startWithMode("enforce");
-  expectRunningAndTryingTheDatabase();
-  EXPECT_EQ(auditWarnings(), 0u) << log();
-}
+INSTANTIATE_TEST_SUITE_P(Enforce, LegacyCacheModeEnforceTest,
+                         ::testing::Values(std::nullopt, std::string(), std::string("enforce")),
+                         [](const auto& info) {
+                           return !info.param           ? std::string("Unset")
+                                  : info.param->empty() ? std::string("Empty")
+                                                        : std::string("Enforce");
+                         });
 
 TEST_F(LegacyCacheModeTest, AuditWarnsOnceAtStartup) {
   startWithMode("audit");
