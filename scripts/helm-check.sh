@@ -951,7 +951,8 @@ def expand(text, env):
     return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
 
 
-def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_dir, ca_pem, server_name):
+def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_dir, ca_pem, server_name,
+               log_expect=()):
     import ssl, time, urllib.request
     args = []
     for a in container.get("args", []):
@@ -988,6 +989,11 @@ def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_di
             check(status.get(probe) == 200, f"{tag}: {probe} GET {path} answers 200 on the real server", f"{status} {log_tail()}")
         code, body = get("/metrics")
         check(code == 200 and "# TYPE" in body, f"{tag}: /metrics answers Prometheus text on the health port")
+        for text, meaning in log_expect:
+            deadline = time.monotonic() + 10
+            while text not in open(log_path).read() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            check(text in open(log_path).read(), f"{tag}: {meaning}", log_tail())
         context = ssl.create_default_context(cadata=ca_pem)
         review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
             "uid": "helm-check-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -1096,16 +1102,31 @@ def check_live_server():
                            "-out", crt, "-days", "1", "-subj", "/CN=cache-server.kubeflow.svc",
                            "-addext", "subjectAltName=DNS:cache-server.kubeflow.svc")
             container = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "server")
-            env = {"DBCONFIG_DRIVER": "pgx", "DBCONFIG_HOST_NAME": "127.0.0.1", "DBCONFIG_PORT": str(pg.port),
-                   "DBCONFIG_DB_NAME": "cachedb", "DBCONFIG_USER": "postgres", "DBCONFIG_PASSWORD": "",
-                   "NAMESPACE_TO_WATCH": "kubeflow", "WEBHOOK_PORT": str(free_port()),
-                   "POD_NAMESPACE": "kubeflow", "POD_NAME": "cache-server-0"}
-            if check(made.returncode == 0, "live: test certificate for cache-server.kubeflow.svc"):
-                # Kubeflow's --tls-dir default is /etc/webhook/certs; only the directory is moved here.
-                run_server("live kubeflow overlay", binary, container, env=env, replace_flags={},
-                           extra_args=["--listen-address=127.0.0.1", f"--tls-dir={tls_dir}", f"--http-port={free_port()}",
-                                       "--db-extra-params=sslmode=disable"],
-                           tls_dir=tls_dir, ca_pem=open(crt).read(), server_name="cache-server.kubeflow.svc")
+            # A cluster the watcher cannot reach: enough for it to say which namespace it watches.
+            kubeconfig = os.path.join(WORK, "live-kubeflow-kubeconfig")
+            with open(kubeconfig, "w") as f:
+                f.write("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n"
+                        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n")
+            # Kubeflow's single-user install (NAMESPACE_TO_WATCH from the pod's namespace, the
+            # generic secret's empty password), and its multi-user patch (NAMESPACE_TO_WATCH '')
+            # over the PostgreSQL install's secret (a password, so nothing comes between
+            # --namespace_to_watch= and --listen_port=...).
+            installs = [("live kubeflow overlay", "kubeflow", "", "watching kubeflow"),
+                        ("live kubeflow overlay, multi-user", "", "password", "watching all namespaces")]
+            for tag, namespace, password, watching in installs:
+                env = {"DBCONFIG_DRIVER": "pgx", "DBCONFIG_HOST_NAME": "127.0.0.1", "DBCONFIG_PORT": str(pg.port),
+                       "DBCONFIG_DB_NAME": "cachedb", "DBCONFIG_USER": "postgres", "DBCONFIG_PASSWORD": password,
+                       "NAMESPACE_TO_WATCH": namespace, "WEBHOOK_PORT": str(free_port()),
+                       "POD_NAMESPACE": "kubeflow", "POD_NAME": "cache-server-0", "KUBECONFIG": kubeconfig}
+                if check(made.returncode == 0, f"{tag}: test certificate for cache-server.kubeflow.svc"):
+                    # Kubeflow's --tls-dir default is /etc/webhook/certs; only the directory is moved here.
+                    run_server(tag, binary, container, env=env, replace_flags={},
+                               extra_args=["--listen-address=127.0.0.1", f"--tls-dir={tls_dir}", f"--http-port={free_port()}",
+                                           "--db-extra-params=sslmode=disable"],
+                               tls_dir=tls_dir, ca_pem=open(crt).read(), server_name="cache-server.kubeflow.svc",
+                               log_expect=[(watching, f"the watcher reports '{watching}' "
+                                                      f"(--namespace_to_watch={namespace} read as Go reads it)")])
     finally:
         pg.close()
 

@@ -1,7 +1,6 @@
 #include "webhook/config.h"
 
 #include <cstdlib>
-#include <stdexcept>
 
 #include "core/pod_contract.h"
 #include "core/staleness.h"
@@ -38,16 +37,6 @@ std::string_view toString(store::CacheScope scope) {
   return scope == store::CacheScope::kCluster ? "cluster" : "namespace";
 }
 
-std::optional<store::LegacyCacheMode> parseLegacyCacheMode(std::string_view text) {
-  if (text.empty() || text == "enforce") return store::LegacyCacheMode::kEnforce;
-  if (text == "audit") return store::LegacyCacheMode::kAudit;
-  return std::nullopt;
-}
-
-std::string_view toString(store::LegacyCacheMode mode) {
-  return mode == store::LegacyCacheMode::kAudit ? "audit" : "enforce";
-}
-
 std::optional<ArgoOutputsMode> parseArgoOutputsMode(std::string_view text) {
   for (const auto mode :
        {ArgoOutputsMode::kAuto, ArgoOutputsMode::kAnnotation, ArgoOutputsMode::kTaskResult}) {
@@ -59,13 +48,6 @@ std::optional<ArgoOutputsMode> parseArgoOutputsMode(std::string_view text) {
 LoadedConfig loadAdmissionConfig(const EnvironmentReader& environment, store::CacheScope scope) {
   LoadedConfig loaded;
   loaded.config.scope = scope;
-  const std::string legacyMode = environment(kLegacyCacheModeEnv).value_or("");
-  const auto mode = parseLegacyCacheMode(legacyMode);
-  if (!mode) {
-    throw std::invalid_argument(std::string(kLegacyCacheModeEnv) + "=\"" + legacyMode +
-                                "\" is not a mode: use enforce (the default) or audit");
-  }
-  loaded.config.legacyCacheMode = *mode;
 
   auto readStaleness = [&](std::string_view name) -> std::optional<std::string> {
     auto value = environment(name);

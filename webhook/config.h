@@ -23,12 +23,6 @@ std::optional<bool> parseGoBool(std::string_view text);
 std::optional<store::CacheScope> parseCacheScope(std::string_view text);
 std::string_view toString(store::CacheScope scope);
 
-// KFP_SECURITY_LEGACY_CACHE_MODE as Kubeflow 2.18 reads it: unset or "" => enforce, "enforce",
-// "audit"; nullopt for anything else (the server refuses to start).
-inline constexpr std::string_view kLegacyCacheModeEnv = "KFP_SECURITY_LEGACY_CACHE_MODE";
-std::optional<store::LegacyCacheMode> parseLegacyCacheMode(std::string_view text);
-std::string_view toString(store::LegacyCacheMode mode);
-
 // "auto", "annotation" or "taskresult" (--argo-outputs); nullopt otherwise.
 std::optional<ArgoOutputsMode> parseArgoOutputsMode(std::string_view text);
 
@@ -40,8 +34,8 @@ struct LoadedConfig {
   std::vector<std::string> warnings;
 };
 
-// Throws std::invalid_argument for a KFP_SECURITY_LEGACY_CACHE_MODE that is not a mode: unlike
-// the other settings, a typo there must not silently pick a security posture.
+// KFP_SECURITY_LEGACY_CACHE_MODE is not read here: the binaries parse it once (cmd/common) and
+// set config.legacyCacheMode.
 LoadedConfig loadAdmissionConfig(const EnvironmentReader& environment, store::CacheScope scope);
 
 }  // namespace kcache::webhook

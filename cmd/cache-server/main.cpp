@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "cmd/cache-server/options.h"
+#include "cmd/common/go_style_flags.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kube/cluster_config.h"
@@ -168,13 +169,15 @@ std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& option
   }
 }
 
-int run(const cache_server::Options& options, const sigset_t& signals) {
+int run(cache_server::Options& options, const sigset_t& signals) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
+  cache_server::readEnvironmentOnlySettings(options);
   cache_server::validate(options);
 
   const auto scope = *webhook::parseCacheScope(options.cacheScope);
   auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
   for (const auto& warning : loaded.warnings) spdlog::warn("configuration: {}", warning);
+  loaded.config.legacyCacheMode = options.legacyCacheMode;
   if (loaded.config.legacyCacheMode == store::LegacyCacheMode::kAudit) {
     if (scope == store::CacheScope::kNamespace) {
       spdlog::warn(
@@ -182,12 +185,12 @@ int run(const cache_server::Options& options, const sigset_t& signals) {
           "known owner) may be reused in any namespace, which weakens namespace isolation; each "
           "reuse is logged as finding=ownership_unknown and counted in "
           "kcache_legacy_cache_reuse_total. Kubeflow plans to remove this mode in 3.0.",
-          webhook::kLegacyCacheModeEnv);
+          cmd::kLegacyCacheModeVariable);
     } else {
       spdlog::warn(
           "{}=audit has no effect with --cache-scope=cluster, where entries without a "
           "namespace are reused anyway",
-          webhook::kLegacyCacheModeEnv);
+          cmd::kLegacyCacheModeVariable);
     }
   }
 
@@ -263,15 +266,15 @@ int main(int argc, char** argv) {
       "Environment read as Kubeflow Pipelines does: DEFAULT_CACHE_STALENESS, "
       "MAXIMUM_CACHE_STALENESS (ISO-8601 durations), CACHE_IMAGE (default "
       "ghcr.io/containerd/busybox), CACHE_NODE_RESTRICTIONS (true keeps affinity and "
-      "nodeSelector on cached pods).\n"
-      "Kubeflow's flag spellings (--db_host, -db_host, ...) are accepted too."};
+      "nodeSelector on cached pods), KFP_SECURITY_LEGACY_CACHE_MODE (enforce, the default, or "
+      "audit).\n"
+      "Kubeflow's flag spellings (--db_host, -db_host, ...) are accepted too. As in Go, an empty "
+      "value (--namespace_to_watch=) is the empty string; flags that cannot be empty refuse it.",
+      "cache-server"};
   kcache::cache_server::Options options;
   kcache::cache_server::addOptions(app, options);
-  auto arguments = kcache::cmd::normalizeGoStyleArguments(argc, argv);
-  std::vector<const char*> pointers;
-  for (const auto& argument : arguments) pointers.push_back(argument.c_str());
   try {
-    app.parse(static_cast<int>(pointers.size()), pointers.data());
+    kcache::cmd::parseGoStyle(app, std::vector<std::string>(argv + 1, argv + argc));
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }

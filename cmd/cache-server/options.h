@@ -2,7 +2,9 @@
 // cache-server's flags (DESIGN.md section 8). Kubeflow Pipelines' spellings (--db_host, ...) are
 // accepted as they are, also with Go's single dash (-db_host=...), so the arguments of Kubeflow's
 // own cache-server Deployment start kcache unchanged; the kebab-case spellings are documented.
-// Every flag can also come from the environment variable named in --help.
+// Every flag can also come from the environment variable named in --help (an empty variable is
+// an unset one). An empty `--flag=` is the empty string, as Go reads it; flags for which that
+// means nothing (ports, numbers, choices, files) refuse it (cmd/common/go_style_flags.h).
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cmd/common/database_options.h"
+#include "cmd/common/legacy_cache_mode.h"
 
 namespace kcache::cache_server {
 
@@ -43,6 +46,8 @@ struct Options {
   int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
   std::string logFormat = "text";
   std::string logLevel = "info";
+  // Not a flag: KFP_SECURITY_LEGACY_CACHE_MODE, read by readEnvironmentOnlySettings.
+  cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
 };
 
 // Registers every flag on `app`, writing into `options`.
@@ -51,6 +56,10 @@ void addOptions(CLI::App& app, Options& options);
 // A relative file name is looked up in --tls-dir; an absolute path is used as it is.
 std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
                                      const std::string& fileName);
+
+// The settings Kubeflow reads from the environment only (KFP_SECURITY_LEGACY_CACHE_MODE). Throws
+// std::invalid_argument naming the variable and what it accepts; run before the store is opened.
+void readEnvironmentOnlySettings(Options& options);
 
 // Throws std::invalid_argument for values the flags' types cannot express (driver, scope, ...).
 void validate(const Options& options);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
 #include "store/dsn.h"
 
 namespace kcache::cachectl {
@@ -14,10 +15,12 @@ void addGlobalOptions(CLI::App& app, GlobalOptions& options) {
   app.add_option("--cache-scope", options.cacheScope,
                  "namespace: entries are reused only in the namespace that recorded them "
                  "(default); cluster: shared across namespaces, as Kubeflow Pipelines does")
+      ->check(cmd::nonEmpty("namespace or cluster"))
       ->envname("KCACHE_CACHE_SCOPE")
       ->check(CLI::IsMember({"namespace", "cluster"}))
       ->capture_default_str();
   app.add_option("--timeout-ms", options.timeoutMs, "Deadline of each database request")
+      ->check(cmd::nonEmpty("a number of milliseconds 1-3600000"))
       ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
       ->capture_default_str();
 }

@@ -8,6 +8,7 @@
 
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
 #include "core/execution_output.h"
 
 namespace kcache::cachectl {
@@ -28,10 +29,14 @@ void addFilterFlags(CLI::App& command, FilterFlags& flags) {
       "Only entries recorded in this namespace (\"\" selects legacy rows without one)");
   command.add_option("--key-prefix", flags.keyPrefix,
                      "Only keys starting with these hex characters");
-  command.add_option("--older-than", flags.olderThan,
-                     "Only entries recorded longer ago than this ISO-8601 duration (P7D)");
-  command.add_option("--newer-than", flags.newerThan,
-                     "Only entries recorded more recently than this duration");
+  command
+      .add_option("--older-than", flags.olderThan,
+                  "Only entries recorded longer ago than this ISO-8601 duration (P7D)")
+      ->check(cmd::nonEmpty("an ISO-8601 duration such as P7D"));
+  command
+      .add_option("--newer-than", flags.newerThan,
+                  "Only entries recorded more recently than this duration")
+      ->check(cmd::nonEmpty("an ISO-8601 duration such as P7D"));
 }
 
 store::EntryFilter toFilter(const CLI::App& command, const FilterFlags& flags, int64_t now) {
@@ -209,10 +214,13 @@ void addListCommand(CLI::App& app, const GlobalOptions& global) {
       app.add_subcommand("list", "List cache entries, newest id last, with filters and paging");
   addFilterFlags(*command, flags->filter);
   command->add_option("--limit", flags->limit, "Entries per page")
+      ->check(cmd::nonEmpty("a number 1-10000"))
       ->check(CLI::Range(int64_t{1}, int64_t{10000}))
       ->capture_default_str();
-  command->add_option("--after-id", flags->afterId,
-                      "Start after this entry id (the previous page's last)");
+  command
+      ->add_option("--after-id", flags->afterId,
+                   "Start after this entry id (the previous page's last)")
+      ->check(cmd::nonEmpty("an entry id"));
   command->add_flag("--json", flags->asJson, "Print JSON");
   command->callback([&global, command, flags] { runList(global, *command, *flags); });
 }
@@ -234,8 +242,10 @@ void addPurgeCommand(CLI::App& app, const GlobalOptions& global) {
   auto flags = std::make_shared<PurgeFlags>();
   auto* command = app.add_subcommand("purge", "Delete entries by id, key, namespace or age");
   addFilterFlags(*command, flags->filter);
-  command->add_option("--id", flags->id, "The entry with this id");
-  command->add_option("--key", flags->key, "Entries with this execution key");
+  command->add_option("--id", flags->id, "The entry with this id")
+      ->check(cmd::nonEmpty("an entry id"));
+  command->add_option("--key", flags->key, "Entries with this execution key")
+      ->check(cmd::nonEmpty("an execution key (64 hex characters)"));
   command->add_flag("--all", flags->all, "Every entry (when no other filter is given)");
   command->add_flag("--dry-run", flags->dryRun, "Show what would be deleted, delete nothing");
   command->add_flag("--yes,-y", flags->yes, "Do not ask for confirmation");

@@ -5,6 +5,8 @@
 
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
+#include "cmd/common/legacy_cache_mode.h"
 #include "core/execution_key.h"
 #include "core/pod_template.h"
 #include "webhook/admission_review.h"
@@ -90,11 +92,19 @@ std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
              : canonical->namespaceBoundKey(lookup.namespaceName).hex();
 }
 
-void explain(const GlobalOptions& global, const std::string& path,
-             const std::string& configMapPath) {
-  const auto request = requestFor(path);
+struct ExplainOptions {
+  std::string podPath;
+  std::string configMapPath;
+  // From the environment, read as cache-server reads it.
+  cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
+};
+
+void explain(const GlobalOptions& global, const ExplainOptions& options) {
+  const std::string& configMapPath = options.configMapPath;
+  const auto request = requestFor(options.podPath);
   const store::CacheScope scope = cacheScope(global);
-  const auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
+  auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
+  loaded.config.legacyCacheMode = options.legacyCacheMode;
   for (const auto& warning : loaded.warnings) std::cout << "note: " << warning << "\n";
 
   webhook::Plan plan = webhook::planLookup(request, loaded.config);
@@ -149,8 +159,8 @@ void explain(const GlobalOptions& global, const std::string& path,
                     : std::string(core::toString(lookup.staleness.source)))
             << ")\n"
             << "cache scope: " << webhook::toString(scope) << "\n"
-            << webhook::kLegacyCacheModeEnv << ": "
-            << webhook::toString(loaded.config.legacyCacheMode) << "\n";
+            << "legacy cache mode: " << cmd::toString(options.legacyCacheMode) << " ("
+            << cmd::kLegacyCacheModeVariable << ")\n";
 
   const auto store = openStore(global);
   const int64_t now = nowInSeconds();
@@ -175,7 +185,7 @@ void explain(const GlobalOptions& global, const std::string& path,
               << formatDuration(hit->runDurationSeconds) << "\n";
     if (fromLegacyRow) {
       std::cout << "  from a legacy row: no entry of this namespace has the key, and audit mode ("
-                << webhook::kLegacyCacheModeEnv
+                << cmd::kLegacyCacheModeVariable
                 << "=audit) reuses this entry written before Kubeflow 2.18 under the "
                    "template-only key "
                 << lookup.legacyKey
@@ -205,7 +215,7 @@ void explain(const GlobalOptions& global, const std::string& path,
                           ? std::string("it is reused only with --cache-scope=cluster") +
                                 (entry.namespaceName.empty()
                                      ? std::string(", or in namespace scope with ") +
-                                           std::string(webhook::kLegacyCacheModeEnv) + "=audit"
+                                           std::string(cmd::kLegacyCacheModeVariable) + "=audit"
                                      : std::string())
                           : std::string("it belongs to namespace scope"))
                   << "\n";
@@ -224,18 +234,27 @@ void explain(const GlobalOptions& global, const std::string& path,
 }  // namespace
 
 void addExplainCommand(CLI::App& app, const GlobalOptions& global) {
-  auto podPath = std::make_shared<std::string>();
+  auto options = std::make_shared<ExplainOptions>();
   auto* command = app.add_subcommand(
       "explain",
       "Say whether a pod would be served from the cache, and if not, which rule prevents it");
   command
-      ->add_option("--pod", *podPath, "Pod as JSON or YAML, or an AdmissionReview ('-' for stdin)")
+      ->add_option("--pod", options->podPath,
+                   "Pod as JSON or YAML, or an AdmissionReview ('-' for stdin)")
+      ->check(cmd::nonEmpty("a file name, or - for standard input"))
       ->required();
-  auto configMapPath = std::make_shared<std::string>();
-  command->add_option("--configmap", *configMapPath,
-                      "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template");
-  command->callback(
-      [&global, podPath, configMapPath] { explain(global, *podPath, *configMapPath); });
+  command
+      ->add_option("--configmap", options->configMapPath,
+                   "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template")
+      ->check(cmd::nonEmpty("a file name, or - for standard input"));
+  command->callback([&global, options] {
+    try {
+      options->legacyCacheMode = cmd::legacyCacheModeFromEnvironment();
+    } catch (const std::invalid_argument& error) {
+      throw UsageError(error.what());
+    }
+    explain(global, *options);
+  });
 }
 
 }  // namespace kcache::cachectl

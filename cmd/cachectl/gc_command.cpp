@@ -2,6 +2,7 @@
 
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
 
 namespace kcache::cachectl {
 namespace {
@@ -50,14 +51,18 @@ void addGcCommand(CLI::App& app, const GlobalOptions& global) {
       "gc",
       "Garbage-collect the cache as the leader does: drop entries older than the maximum "
       "staleness, and optionally the least recently hit beyond a count");
-  command->add_option("--max-staleness", options->maxStaleness,
-                      "Drop entries recorded longer ago than this ISO-8601 duration (default: "
-                      "$MAXIMUM_CACHE_STALENESS)");
+  command
+      ->add_option("--max-staleness", options->maxStaleness,
+                   "Drop entries recorded longer ago than this ISO-8601 duration (default: "
+                   "$MAXIMUM_CACHE_STALENESS)")
+      ->check(cmd::nonEmpty("an ISO-8601 duration such as P30D"));
   command
       ->add_option("--max-entries", options->maxEntries,
                    "Then keep at most this many entries, evicting the least recently hit")
+      ->check(cmd::nonEmpty("a number"))
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   command->add_option("--batch-size", options->batchSize, "Rows deleted per transaction")
+      ->check(cmd::nonEmpty("a number 1-100000"))
       ->check(CLI::Range(int64_t{1}, int64_t{100000}))
       ->capture_default_str();
   command->callback([&global, options] { runGc(global, *options); });

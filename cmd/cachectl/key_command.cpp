@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
 #include "core/execution_key.h"
 #include "core/pod_template.h"
 #include "store/cache_store.h"
@@ -84,11 +85,15 @@ void addKeyCommand(CLI::App& app, const GlobalOptions& global) {
       "Print the execution key of a step, computed exactly as Kubeflow Pipelines does: bound to "
       "the namespace in namespace scope (Kubeflow 2.18), template-only in cluster scope");
   auto* templateOption =
-      command->add_option("--template", options->templatePath,
-                          "File holding the ARGO_TEMPLATE JSON itself ('-' for stdin)");
-  auto* podOption = command->add_option(
-      "--pod", options->podPath,
-      "Pod as JSON or YAML, or an AdmissionReview; the template is read from its ARGO_TEMPLATE");
+      command
+          ->add_option("--template", options->templatePath,
+                       "File holding the ARGO_TEMPLATE JSON itself ('-' for stdin)")
+          ->check(cmd::nonEmpty("a file name, or - for standard input"));
+  auto* podOption = command
+                        ->add_option("--pod", options->podPath,
+                                     "Pod as JSON or YAML, or an AdmissionReview; the template is "
+                                     "read from its ARGO_TEMPLATE")
+                        ->check(cmd::nonEmpty("a file name, or - for standard input"));
   templateOption->excludes(podOption);
   podOption->excludes(templateOption);
   command->add_option("--namespace", options->namespaceName,

@@ -1,9 +1,6 @@
 // cachectl: the operators' command line over kcache's core and store.
 #include "cmd/cachectl/app.h"
-#include "cmd/common/database_options.h"
 
 int main(int argc, char** argv) {
-  auto arguments = kcache::cmd::normalizeGoStyleArguments(argc, argv);
-  arguments.erase(arguments.begin());  // the program name
-  return kcache::cachectl::runCachectl(arguments);
+  return kcache::cachectl::runCachectl(std::vector<std::string>(argv + 1, argv + argc));
 }

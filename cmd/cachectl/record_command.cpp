@@ -2,6 +2,7 @@
 
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
+#include "cmd/common/go_style_flags.h"
 #include "watcher/recording_plan.h"
 
 namespace kcache::cachectl {
@@ -12,6 +13,7 @@ void addRecordCommand(CLI::App& app, const GlobalOptions& global) {
                                      "Record a completed pod's outputs exactly as the watcher "
                                      "would (for tests, demos and repairs)");
   command->add_option("--pod", *podPath, "The completed pod as JSON or YAML ('-' for stdin)")
+      ->check(cmd::nonEmpty("a file name, or - for standard input"))
       ->required();
   command->callback([&global, podPath] {
     const auto pod = readPod(*podPath);

@@ -1,8 +1,8 @@
 #include "cmd/common/database_options.h"
 
-#include <algorithm>
-#include <cctype>
 #include <stdexcept>
+
+#include "cmd/common/go_style_flags.h"
 
 namespace kcache::cmd {
 
@@ -10,13 +10,16 @@ void addDatabaseOptions(CLI::App& app, DatabaseOptions& options) {
   app.add_option("--db-driver,--db_driver", options.driver,
                  "Database driver: postgres (pgx and postgresql are accepted as the same); "
                  "kcache stores its cache in PostgreSQL only")
+      ->check(cmd::nonEmpty("postgres, pgx or postgresql"))
       ->envname("DBCONFIG_DRIVER")
       ->capture_default_str();
   app.add_option("--db-host,--db_host", options.flags.host, "PostgreSQL host name")
       ->envname("DBCONFIG_HOST_NAME")
       ->capture_default_str();
   app.add_option("--db-port,--db_port", options.flags.port, "PostgreSQL port")
+      ->check(cmd::nonEmpty("a port 1-65535"))
       ->envname("DBCONFIG_PORT")
+      ->check(CLI::Range(1, 65535))
       ->capture_default_str();
   app.add_option("--db-name,--db_name", options.flags.dbName, "Database name")
       ->envname("DBCONFIG_DB_NAME")
@@ -40,21 +43,6 @@ void validateDatabaseOptions(const DatabaseOptions& options) {
                                 " is not supported: kcache keeps its cache in PostgreSQL "
                                 "(use postgres or pgx)");
   }
-}
-
-std::vector<std::string> normalizeGoStyleArguments(int argc, const char* const* argv) {
-  std::vector<std::string> arguments;
-  for (int i = 0; i < argc; ++i) {
-    std::string argument = argv[i];
-    // "-db_host=x" or "-db_host": one dash and a name longer than one letter (Go's flag package).
-    const auto nameEnd = std::min(argument.find('='), argument.size());
-    if (i > 0 && argument.size() > 2 && argument[0] == '-' &&
-        std::isalpha(static_cast<unsigned char>(argument[1])) && nameEnd > 2) {
-      argument.insert(0, "-");
-    }
-    arguments.push_back(std::move(argument));
-  }
-  return arguments;
 }
 
 }  // namespace kcache::cmd

@@ -1,9 +1,10 @@
 #pragma once
 // The database flags of cache-server and cachectl (DESIGN.md section 8). Kubeflow Pipelines'
 // spellings (--db_host) are accepted as they are; the kebab-case ones (--db-host) are documented.
-// Each can also come from the environment variable Kubeflow's manifests set (DBCONFIG_*).
+// Each can also come from the environment variable Kubeflow's manifests set (DBCONFIG_*). An empty
+// host, name, user, password or extra parameters is the empty string (libpq's defaults; no
+// password), as Go reads `--db_password=`; an empty driver or port is refused.
 #include <string>
-#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -20,9 +21,5 @@ void addDatabaseOptions(CLI::App& app, DatabaseOptions& options);
 
 // Throws std::invalid_argument for a driver other than PostgreSQL's.
 void validateDatabaseOptions(const DatabaseOptions& options);
-
-// Rewrites Go-style single-dash long flags (-db_host=x, -listen_port 8443) to "--" form, so the
-// arguments of Kubeflow's own Deployment work unchanged.
-std::vector<std::string> normalizeGoStyleArguments(int argc, const char* const* argv);
 
 }  // namespace kcache::cmd

@@ -4,23 +4,17 @@
 #include <stdlib.h>
 
 #include "cmd/cache-server/options.h"
+#include "cmd/common/go_style_flags.h"
 #include "webhook/config.h"
 
 namespace kcache::cache_server {
 namespace {
 
-Options parse(std::vector<std::string> arguments) {
-  arguments.insert(arguments.begin(), "cache-server");
-  std::vector<const char*> argv;
-  for (const auto& argument : arguments) argv.push_back(argument.c_str());
-  const auto normalized =
-      cmd::normalizeGoStyleArguments(static_cast<int>(argv.size()), argv.data());
-  std::vector<const char*> pointers;
-  for (const auto& argument : normalized) pointers.push_back(argument.c_str());
+Options parse(const std::vector<std::string>& arguments) {
   CLI::App app;
   Options options;
   addOptions(app, options);
-  app.parse(static_cast<int>(pointers.size()), pointers.data());
+  cmd::parseGoStyle(app, arguments);
   return options;
 }
 

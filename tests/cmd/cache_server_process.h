@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,17 +21,26 @@ extern char** environ;
 
 namespace kcache::cmd_testing {
 
+// Changes to the inherited environment: a value sets the variable, nullopt removes it.
+using EnvironmentChanges = std::map<std::string, std::optional<std::string>>;
+
 // A cache-server child process with stdout and stderr in `log`, killed on destruction if still
-// running.
+// running. It inherits this process's environment, with POD_NAME=`podName`,
+// POD_NAMESPACE=kcache and `changes` applied.
 class CacheServerProcess {
  public:
   CacheServerProcess(const std::vector<std::string>& arguments, const std::string& podName,
-                     const std::filesystem::path& log) {
+                     const std::filesystem::path& log, EnvironmentChanges changes = {}) {
+    changes.emplace("POD_NAME", podName);
+    changes.emplace("POD_NAMESPACE", "kcache");
     std::vector<std::string> environment;
-    for (char** variable = environ; *variable != nullptr; ++variable)
-      environment.emplace_back(*variable);
-    environment.push_back("POD_NAME=" + podName);
-    environment.push_back("POD_NAMESPACE=kcache");
+    for (char** variable = environ; *variable != nullptr; ++variable) {
+      const std::string entry = *variable;
+      if (changes.count(entry.substr(0, entry.find('='))) == 0) environment.push_back(entry);
+    }
+    for (const auto& [name, value] : changes) {
+      if (value) environment.push_back(name + "=" + *value);
+    }
     pid_ = ::fork();
     if (pid_ == 0) {
       const std::string logPath = log.string();
@@ -56,6 +68,24 @@ class CacheServerProcess {
     pid_ = -1;
   }
   bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+  // Waits up to `limit` for the process to end by itself; its exit code, or nullopt if it is
+  // still running (or ended by a signal).
+  std::optional<int> waitForExit(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (pid_ > 0) {
+      int status = 0;
+      const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) {
+        pid_ = -1;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        return std::nullopt;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      ::usleep(20000);
+    }
+    return std::nullopt;
+  }
 
  private:
   pid_t pid_ = -1;

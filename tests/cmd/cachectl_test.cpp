@@ -342,8 +342,7 @@ TEST_F(CachectlTest, ExplainSaysWhenAuditModeWouldReuseALegacyRow) {
   const std::string review = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
 
   const auto enforced = run({"explain", "--pod", review});
-  EXPECT_NE(enforced.out.find("KFP_SECURITY_LEGACY_CACHE_MODE: enforce"), std::string::npos)
-      << enforced.out;
+  EXPECT_NE(enforced.out.find("legacy cache mode: enforce"), std::string::npos) << enforced.out;
   EXPECT_NE(enforced.out.find("no namespace: written by Kubeflow before 2.18"), std::string::npos)
       << enforced.out;
   EXPECT_NE(enforced.out.find("KFP_SECURITY_LEGACY_CACHE_MODE=audit"), std::string::npos)
@@ -404,6 +403,49 @@ TEST_F(CachectlTest, GcNeedsALimitAndDeletesOldEntries) {
   EXPECT_NE(run({"gc", "--max-entries", "0"}).out.find("evicted 1"), std::string::npos);
   EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 0);
   EXPECT_EQ(run({"gc", "--max-staleness", "30 days"}).exitCode, 1);
+}
+
+TEST_F(CachectlTest, EmptyValuesAreReadAsGoReadsThem) {
+  const std::string key = fixtureKey();
+  ASSERT_EQ(run({"record", "--pod", completedPod("team-a", key), "--db_password="}).exitCode, 0);
+  // "--namespace=" selects rows without a namespace (none here); the flag after it still counts.
+  const auto legacyOnly = run({"-db_password=", "list", "--namespace=", "--json"});
+  ASSERT_EQ(legacyOnly.exitCode, 0) << legacyOnly.err;
+  EXPECT_EQ(json::parse(legacyOnly.out), json::array());
+  const auto teamA = run({"list", "-namespace=team-a", "--json", "--db_password="});
+  ASSERT_EQ(teamA.exitCode, 0) << teamA.err;
+  EXPECT_EQ(json::parse(teamA.out).size(), 1u) << teamA.out;
+
+  const auto emptyPort = run({"stats", "--db_port="}, false);
+  EXPECT_NE(emptyPort.exitCode, 0);
+  EXPECT_NE(emptyPort.err.find("--db_port: empty value; expected a port 1-65535"),
+            std::string::npos)
+      << emptyPort.err;
+  const auto emptyKey = run({"purge", "--key=", "--all", "--yes"});
+  EXPECT_NE(emptyKey.exitCode, 0);
+  EXPECT_NE(emptyKey.err.find("--key: empty value"), std::string::npos) << emptyKey.err;
+  EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 1) << "nothing was purged";
+}
+
+TEST_F(CachectlTest, ExplainReadsTheLegacyCacheModeAsTheServerDoes) {
+  const std::string review = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
+  ::unsetenv("KFP_SECURITY_LEGACY_CACHE_MODE");
+  const auto unset = run({"explain", "--pod", review});
+  EXPECT_NE(unset.out.find("legacy cache mode: enforce"), std::string::npos) << unset.out;
+
+  ::setenv("KFP_SECURITY_LEGACY_CACHE_MODE", "audit", 1);
+  const auto audit = run({"explain", "--pod", review});
+  ::setenv("KFP_SECURITY_LEGACY_CACHE_MODE", "permissive", 1);
+  const auto invalid = run({"explain", "--pod", review});
+  const auto otherCommand = run({"stats"});
+  ::unsetenv("KFP_SECURITY_LEGACY_CACHE_MODE");
+  EXPECT_NE(audit.out.find("legacy cache mode: audit"), std::string::npos) << audit.out;
+  EXPECT_EQ(invalid.exitCode, 1);
+  EXPECT_NE(invalid.err.find("KFP_SECURITY_LEGACY_CACHE_MODE=\"permissive\" is not a legacy cache "
+                             "mode: expected enforce or audit"),
+            std::string::npos)
+      << invalid.err;
+  EXPECT_EQ(otherCommand.exitCode, 0) << "only explain reads the mode: " << otherCommand.err;
 }
 
 TEST_F(CachectlTest, DatabaseFailuresSayWhereWithoutThePassword) {

@@ -85,6 +85,21 @@ class JoinTest : public ::testing::Test {
   const OutputsJoin::TimePoint t0_ = std::chrono::steady_clock::now();
 };
 
+TEST_F(JoinTest, AForgedKeyIsRefusedCountedAndLoggedOncePerPod) {
+  auto forged = readyPod("p", 1, "wf-1-100");
+  forged["metadata"]["annotations"]["pipelines.kubeflow.org/execution_cache_key"] =
+      fakekube::taggedPodKey("ns", keyFor(2));  // another step's key
+  EXPECT_TRUE(result(taskResult("wf-1-100", "true")).empty());
+  for (int event = 0; event < 3; ++event) EXPECT_TRUE(pod(forged, seconds(event)).empty());
+  EXPECT_EQ(
+      registry_.counter("kcache_watcher_record_refusals_total", "", {{"reason", "key_mismatch"}})
+          .value(),
+      1);
+  EXPECT_EQ(join().waitingPods(), 0u);
+  // The same pod with its true key is recorded.
+  EXPECT_EQ(pod(readyPod("p", 1, "wf-1-100"), seconds(5)).size(), 1u);
+}
+
 TEST_F(JoinTest, TaskResultBeforeThePodCompletes) {
   auto running = readyPod("p", 1, "wf-1-100");
   running["status"]["phase"] = "Running";

@@ -108,6 +108,91 @@ TEST(RecordingPlan, SkipsPodsThatAreNotReady) {
             SkipReason::kNotAPod);
 }
 
+// Labels and annotations are writable by anyone who may edit pods in the namespace: the key is
+// recomputed from the pod's own template and namespace, and every other claim is refused.
+const std::string kKeyAnnotation = "pipelines.kubeflow.org/execution_cache_key";
+
+void setMainTemplate(nlohmann::json& pod, const std::string& argoTemplate) {
+  for (auto& container : pod["spec"]["containers"]) {
+    for (auto& env : container["env"]) {
+      if (env["name"] == "ARGO_TEMPLATE") env["value"] = argoTemplate;
+    }
+  }
+}
+
+TEST(RecordingPlanRefusals, AForgedKeyOfAnotherStepIsRefused) {
+  auto pod = completedPod();
+  // A victim's key (another step's template) on a pod that ran something else.
+  pod["metadata"]["annotations"][kKeyAnnotation] = fakekube::taggedPodKey("team-a", keyFor(8));
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kKeyMismatch);
+  EXPECT_EQ(refusalLabel(SkipReason::kKeyMismatch), "key_mismatch");
+}
+
+TEST(RecordingPlanRefusals, AnotherNamespacesKeyIsRefused) {
+  auto pod = completedPod();  // team-a
+  pod["metadata"]["annotations"][kKeyAnnotation] = fakekube::taggedPodKey("team-b", keyFor(7));
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kKeyMismatch);
+}
+
+TEST(RecordingPlanRefusals, TheKeyOfTheOtherScopeIsRefused) {
+  auto pod = completedPod();
+  // The template-only key (cluster scope) where the namespace-bound key is in force, and back.
+  pod["metadata"]["annotations"][kKeyAnnotation] =
+      fakekube::taggedPodKey("team-a", keyFor(7), core::KeyBinding::kTemplateOnly);
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kKeyMismatch);
+  EXPECT_TRUE(planRecording(pod, RecordingRules({}, store::CacheScope::kCluster), 0));
+  EXPECT_EQ(
+      planRecording(completedPod(), RecordingRules({}, store::CacheScope::kCluster), 0).error(),
+      SkipReason::kKeyMismatch);
+}
+
+TEST(RecordingPlanRefusals, AVictimsTemplateAndKeyFromAnotherNamespaceAreRefused) {
+  // The attacker copies team-b's ARGO_TEMPLATE and key into a pod of team-a: the key is bound to
+  // team-b, so team-a's pod cannot carry it. (In its own namespace the copied template gives the
+  // attacker's own key: recording it there only caches a step the attacker could run anyway.)
+  auto pod = completedPod();
+  const std::string victimTemplate =
+      R"({"name":"v","container":{"image":"python:3.11","command":["python"],"args":["victim"]}})";
+  setMainTemplate(pod, victimTemplate);
+  pod["metadata"]["annotations"][kKeyAnnotation] =
+      core::computeExecutionKey(victimTemplate, core::KeyBinding::kNamespaceBound, "team-b")
+          .value()
+          .hex();
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kKeyMismatch);
+}
+
+TEST(RecordingPlanRefusals, NoTemplateOrAnUnusableOneIsRefused) {
+  auto noTemplate = completedPod();
+  setMainTemplate(noTemplate, "");
+  for (auto& container : noTemplate["spec"]["containers"]) container.erase("env");
+  EXPECT_EQ(planRecording(noTemplate, {}, 0).error(), SkipReason::kNoTemplate);
+  auto broken = completedPod();
+  setMainTemplate(broken, R"({"container": [1, 2}})");
+  EXPECT_EQ(planRecording(broken, {}, 0).error(), SkipReason::kBadTemplate);
+  EXPECT_EQ(refusalLabel(SkipReason::kNoTemplate), "template_missing");
+  EXPECT_EQ(refusalLabel(SkipReason::kBadTemplate), "template_invalid");
+  EXPECT_FALSE(refusalLabel(SkipReason::kNotSucceeded).has_value());
+}
+
+TEST(RecordingPlanRefusals, AnOffloadedTemplateIsCheckedAgainstItsConfigMap) {
+  auto pod = completedPod();
+  const std::string argoTemplate = pod["spec"]["containers"][1]["env"][0]["value"];
+  setMainTemplate(pod, "offloaded");
+  auto plan = planRecording(pod, {}, 0);
+  ASSERT_TRUE(plan);
+  EXPECT_TRUE(plan->templateOffloaded);
+  const auto verified = verifyOffloadedKey(*plan, argoTemplate, store::CacheScope::kNamespace);
+  ASSERT_TRUE(verified);
+  EXPECT_FALSE(verified->templateOffloaded);
+  EXPECT_EQ(verified->entry.executionTemplate, argoTemplate);  // the real template is kept
+  EXPECT_EQ(
+      verifyOffloadedKey(*plan, R"({"container":{"image":"evil"}})", store::CacheScope::kNamespace)
+          .error(),
+      SkipReason::kKeyMismatch);
+  EXPECT_EQ(verifyOffloadedKey(*plan, "not json", store::CacheScope::kNamespace).error(),
+            SkipReason::kBadTemplate);
+}
+
 TEST(RecordingPlan, ArgosCompletedLabelIsNotNeeded) {
   // podGC may delete a pod before Argo labels it completed=true (ARGO-OUTPUTS.md 2.6).
   auto pod = completedPod();

@@ -459,24 +459,6 @@ TEST_F(AdmissionLogicTest, AuditModeHasNoEffectInClusterScope) {
   EXPECT_EQ(counterValue("kcache_legacy_cache_reuse_total", {}), 0);
 }
 
-TEST_F(AdmissionLogicTest, LegacyCacheModeIsReadAsKubeflowReadsIt) {
-  auto load = [](std::optional<std::string> value) {
-    return loadAdmissionConfig(
-        [value](std::string_view name) -> std::optional<std::string> {
-          if (name == kLegacyCacheModeEnv) return value;
-          return std::nullopt;
-        },
-        store::CacheScope::kNamespace);
-  };
-  EXPECT_EQ(load(std::nullopt).config.legacyCacheMode, store::LegacyCacheMode::kEnforce);
-  EXPECT_EQ(load("").config.legacyCacheMode, store::LegacyCacheMode::kEnforce);
-  EXPECT_EQ(load("enforce").config.legacyCacheMode, store::LegacyCacheMode::kEnforce);
-  EXPECT_EQ(load("audit").config.legacyCacheMode, store::LegacyCacheMode::kAudit);
-  for (const char* invalid : {"Audit", "AUDIT", "true", "off", " audit", "enforce "}) {
-    EXPECT_THROW(load(invalid), std::invalid_argument) << invalid;
-  }
-}
-
 TEST_F(AdmissionLogicTest, DryRunHitsAreNotCounted) {
   auto review = testing::fixtureJson("argo-3.5-v1.json");
   review["request"]["dryRun"] = true;
