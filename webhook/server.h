@@ -43,7 +43,7 @@ struct ServerOptions {
   // Bodies above largeBodyBytes (or chunked) are read and decoded at most largeBodySlots at a
   // time; one that waits longer than largeBodyWait for a slot is answered allowed, untouched.
   std::size_t largeBodyBytes = 128 * 1024;
-  std::size_t largeBodySlots = 4;
+  std::size_t largeBodySlots = 1;
   std::chrono::milliseconds largeBodyWait{1000};
 
   std::chrono::milliseconds handshakeTimeout{5000};
