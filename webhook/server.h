@@ -42,6 +42,8 @@ struct ServerOptions {
   std::size_t httpHeaderLimitBytes = 8 * 1024;
   // Bodies above largeBodyBytes (or chunked) are read and decoded at most largeBodySlots at a
   // time; one that waits longer than largeBodyWait for a slot is answered allowed, untouched.
+  // One slot: a single hostile 4 MiB review (hundreds of thousands of annotations) takes the
+  // process to about 230 MB while it is decoded.
   std::size_t largeBodyBytes = 128 * 1024;
   std::size_t largeBodySlots = 1;
   std::chrono::milliseconds largeBodyWait{1000};
