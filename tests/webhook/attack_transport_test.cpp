@@ -6,22 +6,18 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/ssl.hpp>
 #include <fstream>
 #include <future>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "core/logging.h"
-#include "core/pod_contract.h"
 #include "tests/webhook/server_test_fixture.h"
 #include "webhook/tls_context.h"
 
@@ -336,13 +332,6 @@ TEST(AttackExhaustionTest, LargeReviewsBeyondTheirSlotsAreAllowedUntouchedNeverD
 
 // --- Log injection ---------------------------------------------------------------------------
 
-std::vector<std::string> linesOf(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream stream(text);
-  for (std::string line; std::getline(stream, line);) lines.push_back(line);
-  return lines;
-}
-
 TEST(AttackLogInjectionTest, HostileReviewStringsAreLoggedEscapedTruncatedOnOneLine) {
   testing::MemoryLookup memory;
   // A name that tries to start a forged log line, to recolour the terminal, and to be 10 KB.
@@ -369,7 +358,7 @@ TEST(AttackLogInjectionTest, HostileReviewStringsAreLoggedEscapedTruncatedOnOneL
                                    ? R"(^\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",.*\}$)"
                                    : R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \w+ .*$)");
     int mentions = 0;
-    for (const auto& line : linesOf(output)) {
+    for (const auto& line : testing::splitLines(output)) {
       // Every line is one whole event: nothing the attacker sent started a line of its own.
       EXPECT_TRUE(std::regex_match(line, lineStart)) << line.substr(0, 200);
       EXPECT_EQ(line.find('\x1b'), std::string::npos);
@@ -392,6 +381,73 @@ TEST(AttackLogInjectionTest, HostileReviewStringsAreLoggedEscapedTruncatedOnOneL
     EXPECT_GE(mentions, 2) << output.substr(0, 2000);
   }
 }
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
+};
+struct SslFree {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+
+// A blocking OpenSSL client on a plain socket, configured by the test (one cipher suite, one
+// protocol version) and able to ask for a renegotiation, which Beast's client cannot.
+class RawTlsClient {
+ public:
+  explicit RawTlsClient(const std::function<void(SSL_CTX*)>& configure)
+      : context_(SSL_CTX_new(TLS_client_method())) {
+    SSL_CTX_set_security_level(context_.get(), 0);  // the refusal must come from the server
+    SSL_CTX_set_verify(context_.get(), SSL_VERIFY_NONE, nullptr);
+    configure(context_.get());
+  }
+  ~RawTlsClient() {
+    ssl_.reset();
+    if (socket_ >= 0) ::close(socket_);
+  }
+  RawTlsClient(const RawTlsClient&) = delete;
+  RawTlsClient& operator=(const RawTlsClient&) = delete;
+
+  // True when the handshake completed.
+  bool connect(uint16_t port) {
+    socket_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    const timeval timeout{5, 0};
+    ::setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      return false;
+    }
+    ssl_.reset(SSL_new(context_.get()));
+    SSL_set_fd(ssl_.get(), socket_);
+    const bool ok = SSL_connect(ssl_.get()) == 1;
+    ERR_clear_error();
+    return ok;
+  }
+  // True when a renegotiation handshake completed.
+  bool renegotiate() {
+    if (SSL_renegotiate(ssl_.get()) != 1) return false;
+    const bool ok = SSL_do_handshake(ssl_.get()) == 1 && SSL_renegotiate_pending(ssl_.get()) == 0;
+    ERR_clear_error();
+    return ok;
+  }
+  std::string cipher() const { return SSL_get_cipher_name(ssl_.get()); }
+  // Sends `bytes` and reads: true when any answer byte came back.
+  bool exchange(const std::string& bytes) {
+    const bool answered =
+        SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) > 0 && [&] {
+          char byte = 0;
+          return SSL_read(ssl_.get(), &byte, 1) > 0;
+        }();
+    ERR_clear_error();
+    return answered;
+  }
+
+ private:
+  std::unique_ptr<SSL_CTX, SslCtxFree> context_;
+  std::unique_ptr<SSL, SslFree> ssl_;
+  int socket_ = -1;
+};
 
 // --- Client authentication -------------------------------------------------------------------
 
@@ -451,26 +507,15 @@ TEST(AttackUnauthenticatedCallerTest, WithAClientCaOnlyTheApiServersCertificateI
 
   // Both TLS versions enforce it.
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
-    net::io_context io;
-    net::ssl::context context(net::ssl::context::tls_client);
-    SSL_CTX_set_min_proto_version(context.native_handle(), version);
-    SSL_CTX_set_max_proto_version(context.native_handle(), version);
-    context.set_verify_mode(net::ssl::verify_none);
-    beast::ssl_stream<beast::tcp_stream> stream(io, context);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-    beast::get_lowest_layer(stream).connect(
-        net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), server.server().tlsPort()));
-    beast::error_code error;
-    stream.handshake(net::ssl::stream_base::client, error);
-    if (!error) {
-      const std::string request =
-          "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-          "Content-Length: 2\r\n\r\n{}";
-      net::write(stream, net::buffer(request), error);
-      char byte = 0;
-      if (!error) stream.read_some(net::buffer(&byte, 1), error);
-    }
-    EXPECT_TRUE(error) << "TLS version " << version << " read an answer without a certificate";
+    RawTlsClient client([version](SSL_CTX* context) {
+      SSL_CTX_set_min_proto_version(context, version);
+      SSL_CTX_set_max_proto_version(context, version);
+    });
+    const bool handshake = client.connect(server.server().tlsPort());
+    EXPECT_FALSE(handshake && client.exchange("POST /mutate HTTP/1.1\r\nHost: localhost\r\n"
+                                              "Content-Type: application/json\r\n"
+                                              "Content-Length: 2\r\n\r\n{}"))
+        << "TLS version " << version << " read an answer without a certificate";
   }
 }
 
@@ -516,63 +561,6 @@ TEST(AttackUnauthenticatedCallerTest, AnUnreadableClientCaStopsTheServerFromStar
 }
 
 // --- TLS policy ------------------------------------------------------------------------------
-
-struct SslCtxFree {
-  void operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
-};
-struct SslFree {
-  void operator()(SSL* ssl) const { SSL_free(ssl); }
-};
-
-// A blocking OpenSSL client on a plain socket, configured by the test (one cipher suite, one
-// protocol version) and able to ask for a renegotiation, which Beast's client cannot.
-class RawTlsClient {
- public:
-  explicit RawTlsClient(const std::function<void(SSL_CTX*)>& configure)
-      : context_(SSL_CTX_new(TLS_client_method())) {
-    SSL_CTX_set_security_level(context_.get(), 0);  // the refusal must come from the server
-    SSL_CTX_set_verify(context_.get(), SSL_VERIFY_NONE, nullptr);
-    configure(context_.get());
-  }
-  ~RawTlsClient() {
-    ssl_.reset();
-    if (socket_ >= 0) ::close(socket_);
-  }
-  RawTlsClient(const RawTlsClient&) = delete;
-  RawTlsClient& operator=(const RawTlsClient&) = delete;
-
-  // True when the handshake completed.
-  bool connect(uint16_t port) {
-    socket_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    const timeval timeout{5, 0};
-    ::setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      return false;
-    }
-    ssl_.reset(SSL_new(context_.get()));
-    SSL_set_fd(ssl_.get(), socket_);
-    const bool ok = SSL_connect(ssl_.get()) == 1;
-    ERR_clear_error();
-    return ok;
-  }
-  // True when a renegotiation handshake completed.
-  bool renegotiate() {
-    if (SSL_renegotiate(ssl_.get()) != 1) return false;
-    const bool ok = SSL_do_handshake(ssl_.get()) == 1 && SSL_renegotiate_pending(ssl_.get()) == 0;
-    ERR_clear_error();
-    return ok;
-  }
-  std::string cipher() const { return SSL_get_cipher_name(ssl_.get()); }
-
- private:
-  std::unique_ptr<SSL_CTX, SslCtxFree> context_;
-  std::unique_ptr<SSL, SslFree> ssl_;
-  int socket_ = -1;
-};
 
 // A TLS server with OpenSSL's own defaults (every cipher allowed), to show that what kcache
 // refuses is something the client really offered and a default server would accept.

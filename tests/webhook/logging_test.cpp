@@ -12,13 +12,7 @@ namespace kcache::core {
 namespace {
 
 using webhook::testing::captureStderr;
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream stream(text);
-  for (std::string line; std::getline(stream, line);) out.push_back(line);
-  return out;
-}
+constexpr auto lines = webhook::testing::splitLines;
 
 TEST(LoggingTest, JsonLinesStayValidJson) {
   const auto output = captureStderr([] {

@@ -234,6 +234,13 @@ std::string captureStderr(const std::function<void()>& body) {
   return text.str();
 }
 
+std::vector<std::string> splitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::stringstream stream(text);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
+}
+
 struct HttpsClient::Impl {
   net::io_context io;
   ssl::context context{ssl::context::tls_client};

@@ -104,6 +104,7 @@ struct ClientCertificate {
 
 // Runs `body` with stderr redirected into a file and returns what was written.
 std::string captureStderr(const std::function<void()>& body);
+std::vector<std::string> splitLines(const std::string& text);
 
 struct HttpResponse {
   int status = 0;
