@@ -14,7 +14,9 @@
 # 3. Value combinations the chart must refuse (schema and template checks).
 # 4. Upgrades: renders again against a small fake Kubernetes API on 127.0.0.1 that holds the
 #    first render's Secrets (`helm template --dry-run=server`, so `lookup` sees them) and checks the
-#    certificate and the bundled database password are reused, not regenerated.
+#    certificate and the bundled database password are reused, not regenerated; that generated
+#    certificates are valid a year at most; and that one whose Secret says less than a quarter of
+#    its life is left (or says nothing) is renewed, with the old and new CA in the caBundle.
 # 5. `kubectl kustomize` of manifests/base and of the Kubeflow Pipelines overlay (on a stand-in
 #    of Kubeflow's cache-server Deployment), with the same checks, and that Kubeflow's arguments
 #    are kept unchanged.
@@ -162,7 +164,7 @@ def one(docs, kind, **kw):
 KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user", "--db-password",
                "--db-extra-params", "--namespace-to-watch", "--listen-port",
                "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope", "--lookup-timeout-ms",
-               "--http-port", "--log-format", "--log-level"}
+               "--http-port", "--log-format", "--log-level", "--max-connections", "--client-ca-file"}
 KUBEFLOW_FLAGS = {"--db_driver", "--db_host", "--db_port", "--db_name", "--db_user",
                   "--db_password", "--db_extra_params", "--namespace_to_watch", "--listen_port",
                   "--tls_cert_filename", "--tls_key_filename"}
@@ -357,6 +359,19 @@ def openssl(*args, stdin=None):
     return run(["openssl", *args], input=stdin)
 
 
+def certificate_dates(pem):
+    """(notBefore, notAfter) of a PEM certificate in seconds since the epoch, via openssl."""
+    import calendar, time
+    out = openssl("x509", "-noout", "-startdate", "-enddate", stdin=pem)
+    dates = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    parse = lambda text: calendar.timegm(time.strptime(text.strip(), "%b %d %H:%M:%S %Y %Z"))
+    return parse(dates["notBefore"]), parse(dates["notAfter"])
+
+
+def pem_certificates(bundle):
+    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", bundle, re.S)
+
+
 def check_served_certificate(tag, ca_pem, crt_pem, key_pem, dns_name):
     ca_file, crt_file = os.path.join(WORK, "ca.pem"), os.path.join(WORK, "crt.pem")
     open(ca_file, "w").write(ca_pem)
@@ -406,7 +421,10 @@ def scenario_values(cert, db, watch):
         values["database"] = {"mode": "bundled"}
     if watch == "namespace":
         values["watch"] = {"allNamespaces": False, "namespace": "pipelines"}
-        values["networkPolicy"] = {"enabled": True}
+        values["networkPolicy"] = {"enabled": True, "webhookCIDRs": ["10.0.0.0/24", "192.0.2.7/32"]}
+        # Client authentication of kube-apiserver, its CA from a Secret or a ConfigMap.
+        source = {"caConfigMap": "apiserver-client-ca"} if cert == "existingSecret" else {"caSecret": "apiserver-client-ca"}
+        values["server"] = {"clientAuth": {"enabled": True, "caKey": "bundle.pem", **source}}
     return values
 
 
@@ -464,6 +482,21 @@ def check_chart_render(tag, docs, cert, db, watch, values):
     check(arg_value(args, "--namespace-to-watch") == watched, f"{tag}: --namespace-to-watch is {watched or 'absent (all)'}")
     check(arg_value(args, "--cache-scope") == "namespace", f"{tag}: --cache-scope=namespace by default")
     check(arg_value(args, "--lookup-timeout-ms") == "500", f"{tag}: --lookup-timeout-ms=500 by default")
+    check(arg_value(args, "--max-connections") == "512", f"{tag}: --max-connections=512 by default")
+    client_auth = values.get("server", {}).get("clientAuth", {})
+    if client_auth.get("enabled"):
+        ca_volume = next((v for v in pod.get("volumes", []) if v["name"] == "client-ca"), {})
+        ca_mount = next((m for m in c.get("volumeMounts", []) if m["name"] == "client-ca"), {})
+        source = ca_volume.get("secret") or ca_volume.get("configMap") or {}
+        source_name = source.get("secretName") or source.get("name")
+        expected_name = client_auth.get("caSecret") or client_auth.get("caConfigMap")
+        check(arg_value(args, "--client-ca-file") == f"{ca_mount.get('mountPath')}/{client_auth['caKey']}"
+              and source_name == expected_name and ("secret" in ca_volume) == bool(client_auth.get("caSecret"))
+              and source.get("items") == [{"key": client_auth["caKey"], "path": client_auth["caKey"]}]
+              and ca_mount.get("readOnly") is True,
+              f"{tag}: --client-ca-file names the mounted client CA from {expected_name}", f"{args} {ca_volume} {ca_mount}")
+    else:
+        check(arg_value(args, "--client-ca-file") is None, f"{tag}: no client authentication unless asked for")
     sa = pod.get("serviceAccountName")
     check(one(docs, "ServiceAccount", name=sa, namespace=NAMESPACE) is not None, f"{tag}: ServiceAccount {sa} rendered")
     check_rbac(tag, docs, release_ns=NAMESPACE, watched=watched, sa_name=sa, sa_ns=NAMESPACE)
@@ -556,6 +589,10 @@ def check_chart_render(tag, docs, cert, db, watch, values):
         own = [p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()]
         ports = sorted(p["port"] for rule in (own[0]["spec"]["ingress"] if own else []) for p in rule.get("ports", []))
         check(len(own) == 1 and ports == [8080, 8443], f"{tag}: NetworkPolicy lets in only 8443 and 8080", str(ports))
+        webhook_rules = [r for r in (own[0]["spec"]["ingress"] if own else []) if any(p["port"] == 8443 for p in r["ports"])]
+        cidrs = values["networkPolicy"].get("webhookCIDRs", [])
+        check(len(webhook_rules) == 1 and webhook_rules[0].get("from", []) == [{"ipBlock": {"cidr": c}} for c in cidrs],
+              f"{tag}: the webhook port is open to {cidrs or 'any source'} only", str(webhook_rules))
         if db == "bundled":
             check(len(policies) == 2, f"{tag}: NetworkPolicy guards the bundled PostgreSQL")
     else:
@@ -607,6 +644,10 @@ def chart_refusals():
         ("watching kube-system", dict(base, watch={"allNamespaces": False, "namespace": "kube-system"}), "kube-system"),
         ("zero replicas", dict(base, replicaCount=0), "replicaCount"),
         ("lookup deadline beyond the webhook timeout", dict(base, server={"lookupTimeoutMs": 5000}), "lookupTimeoutMs"),
+        ("a generated certificate valid over a year", dict(base, certificates={"selfSigned": {"validityDays": 3650}}), "validityDays"),
+        ("client authentication without a CA", dict(base, server={"clientAuth": {"enabled": True}}), "caSecret or server.clientAuth.caConfigMap"),
+        ("client CA from a Secret and a ConfigMap", dict(base, server={"clientAuth": {"enabled": True, "caSecret": "a", "caConfigMap": "b"}}), "not both"),
+        ("a webhook CIDR that is not one", dict(base, networkPolicy={"enabled": True, "webhookCIDRs": ["apiserver"]}), "webhookCIDRs"),
     ]
     single = helm_template(write_values("single-replica", dict(base, replicaCount=1)))
     check(single.returncode == 0 and not find(docs_of(single.stdout), "PodDisruptionBudget"),
@@ -756,8 +797,84 @@ def upgrade_reuse():
               "upgrade: caBundle still matches the certificate the pods serve")
         check(again.get(pw_name, {}).get("data") == secrets[pw_name]["data"],
               "upgrade: bundled PostgreSQL password is reused (the data directory keeps the first one)")
+        certificate_renewal(vf, server_side, secrets[tls_name], secrets[pw_name])
     finally:
         server.shutdown()
+
+
+def certificate_renewal(vf, server_side, tls_secret, pw_secret):
+    """Chart-generated certificates are valid a year and renewed by the upgrade that finds less
+    than a quarter of that left (the cluster's Secret, as `lookup` returns it, says when)."""
+    import time
+    day = 86400
+    b64 = lambda text: base64.b64encode(text.encode()).decode()
+    pem = lambda secret, key: base64.b64decode(secret["data"][key]).decode()
+    annotations = tls_secret["metadata"].get("annotations", {})
+    not_before = int(annotations.get("kcache.io/certificate-not-before", "0"))
+    not_after = int(annotations.get("kcache.io/certificate-not-after", "0"))
+    check(not_after - not_before == 365 * day, "certificates: a fresh install records a validity of 365 days", str(annotations))
+    for key in ("tls.crt", "ca.crt"):
+        start, end = certificate_dates(pem(tls_secret, key))
+        check(end - start <= 365 * day + 60 and abs(start - not_before) < 600 and abs(end - not_after) < 600,
+              f"certificates: {key} is valid at most 365 days, as its Secret records", f"{start}..{end} vs {not_before}..{not_after}")
+
+    tls_path = f"/api/v1/namespaces/{NAMESPACE}/secrets/{tls_secret['metadata']['name']}"
+    pw_path = f"/api/v1/namespaces/{NAMESPACE}/secrets/{pw_secret['metadata']['name']}"
+
+    def upgrade_with(tag, validity):
+        """Renders an upgrade against a cluster whose TLS Secret says `validity` (None: no
+        annotations, as an older chart wrote it); returns (new TLS Secret, caBundle PEM)."""
+        installed = as_installed(tls_secret)
+        meta = installed["metadata"].setdefault("annotations", {})
+        meta.pop("kcache.io/certificate-not-before", None)
+        meta.pop("kcache.io/certificate-not-after", None)
+        if validity is not None:
+            meta["kcache.io/certificate-not-before"], meta["kcache.io/certificate-not-after"] = (str(v) for v in validity)
+        FakeApi.objects = {tls_path: installed, pw_path: as_installed(pw_secret)}
+        out = helm_template(vf, server_side)
+        if not check(out.returncode == 0, f"certificates: upgrade renders ({tag})", out.stderr[-600:]):
+            return None, ""
+        docs = docs_of(out.stdout)
+        secret = one(docs, "Secret", name=tls_secret["metadata"]["name"])
+        hooks = find(docs, "MutatingWebhookConfiguration")
+        bundle = base64.b64decode(hooks[0]["webhooks"][0]["clientConfig"]["caBundle"]).decode() if hooks else ""
+        return secret, bundle
+
+    now = int(time.time())
+    # Three quarters and a quarter left: kept, and the webhook trusts only its CA.
+    for tag, validity in (("3/4 of the life left", (now - 91 * day, now + 274 * day)),
+                          ("just over 1/4 left", (now - 270 * day, now + 95 * day))):
+        secret, bundle = upgrade_with(tag, validity)
+        if secret is not None:
+            check(secret["data"] == tls_secret["data"], f"certificates: upgrade with {tag} keeps the certificate")
+            check(secret["metadata"]["annotations"]["kcache.io/certificate-not-after"] == str(validity[1]),
+                  f"certificates: upgrade with {tag} keeps its recorded validity")
+            check(pem_certificates(bundle) == pem_certificates(pem(tls_secret, "ca.crt")),
+                  f"certificates: upgrade with {tag}: caBundle is the one CA")
+
+    # Less than a quarter left, expired, or not recorded: renewed.
+    for tag, validity in (("less than 1/4 left", (now - 300 * day, now + 65 * day)),
+                          ("an expired certificate", (now - 400 * day, now - 35 * day)),
+                          ("no recorded validity (an older chart)", None)):
+        secret, bundle = upgrade_with(tag, validity)
+        if secret is None:
+            continue
+        check(secret["data"]["tls.key"] != tls_secret["data"]["tls.key"]
+              and secret["data"]["ca.crt"] != tls_secret["data"]["ca.crt"],
+              f"certificates: upgrade with {tag} generates a new CA, certificate and key")
+        fresh = secret["metadata"]["annotations"]
+        check(abs(int(fresh["kcache.io/certificate-not-before"]) - now) < 600
+              and int(fresh["kcache.io/certificate-not-after"]) - int(fresh["kcache.io/certificate-not-before"]) == 365 * day,
+              f"certificates: upgrade with {tag} records a new year of validity", str(fresh))
+        # Both CAs are trusted until the next upgrade: pods serve the old certificate until the
+        # kubelet refreshes their volume, the new one afterwards.
+        check(pem_certificates(bundle) == pem_certificates(pem(secret, "ca.crt")) + pem_certificates(pem(tls_secret, "ca.crt")),
+              f"certificates: upgrade with {tag}: caBundle holds the new CA and the old one")
+        check_served_certificate(f"certificates: upgrade with {tag}, new certificate", bundle, pem(secret, "tls.crt"),
+                                 pem(secret, "tls.key"), f"{RELEASE}-kcache.{NAMESPACE}.svc")
+        check_served_certificate(f"certificates: upgrade with {tag}, old certificate still served", bundle,
+                                 pem(tls_secret, "tls.crt"), pem(tls_secret, "tls.key"), f"{RELEASE}-kcache.{NAMESPACE}.svc")
+        check(b64(pem(secret, "ca.crt")) == secret["data"]["ca.crt"], f"certificates: upgrade with {tag}: the Secret keeps the new CA only")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -952,7 +1069,7 @@ def expand(text, env):
 
 
 def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_dir, ca_pem, server_name,
-               log_expect=()):
+               log_expect=(), client_cert=None):
     import ssl, time, urllib.request
     args = []
     for a in container.get("args", []):
@@ -995,6 +1112,8 @@ def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_di
                 time.sleep(0.2)
             check(text in open(log_path).read(), f"{tag}: {meaning}", log_tail())
         context = ssl.create_default_context(cadata=ca_pem)
+        if client_cert:
+            context.load_cert_chain(*client_cert)
         review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
             "uid": "helm-check-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"}, "operation": "CREATE",
@@ -1009,7 +1128,17 @@ def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_di
             def connect(self):
                 import socket
                 raw = socket.create_connection(("127.0.0.1", webhook_port), timeout=5)
-                self.sock = context.wrap_socket(raw, server_hostname=server_name)
+                self.sock = self._context.wrap_socket(raw, server_hostname=server_name)
+        if client_cert:
+            # Without the client certificate: no HTTP answer at all, only the TLS alert.
+            anonymous = ssl.create_default_context(cadata=ca_pem)
+            try:
+                conn = PinnedConnection(server_name, webhook_port, context=anonymous, timeout=5)
+                conn.request("POST", "/mutate", body=request.data, headers={"Content-Type": "application/json"})
+                status = conn.getresponse().status
+                check(False, f"{tag}: a caller without a client certificate gets no answer", f"HTTP {status}")
+            except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                check(True, f"{tag}: a caller without a client certificate gets no answer ({type(e).__name__})")
         try:
             conn = PinnedConnection(server_name, webhook_port, context=context, timeout=5)
             conn.request("POST", "/mutate", body=request.data, headers={"Content-Type": "application/json"})
@@ -1027,6 +1156,46 @@ def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_di
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def live_client_auth(binary, pg):
+    tag = "live chart, client authentication"
+    values = scenario_values("selfSigned", "external-host", "all")
+    values["server"] = {"clientAuth": {"enabled": True, "caSecret": "apiserver-client-ca", "caKey": "ca.crt"}}
+    out = helm_template(write_values("live-client-auth", values))
+    docs = docs_of(out.stdout) if out.returncode == 0 else []
+    dep = one(docs, "Deployment")
+    secret = one(docs, "Secret", name=f"{RELEASE}-kcache-webhook-tls")
+    if not check(dep is not None and secret is not None, f"{tag}: rendered", out.stderr[-400:]):
+        return
+    tls_dir = os.path.join(WORK, "live-client-auth")
+    os.makedirs(tls_dir, exist_ok=True)
+    for key in ("tls.crt", "tls.key", "ca.crt"):
+        with open(os.path.join(tls_dir, key), "wb") as f:
+            f.write(base64.b64decode(secret["data"][key]))
+    ca_crt, ca_key = os.path.join(tls_dir, "client-ca.crt"), os.path.join(tls_dir, "client-ca.key")
+    client_crt, client_key = os.path.join(tls_dir, "apiserver.crt"), os.path.join(tls_dir, "apiserver.key")
+    csr, ext = os.path.join(tls_dir, "apiserver.csr"), os.path.join(tls_dir, "apiserver.ext")
+    open(ext, "w").write("extendedKeyUsage=clientAuth\n")
+    made = [openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                    "-subj", "/CN=apiserver-client-ca", "-keyout", ca_key, "-out", ca_crt),
+            openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=kube-apiserver", "-keyout", client_key, "-out", csr),
+            openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+                    "-extfile", ext, "-out", client_crt)]
+    if not check(all(m.returncode == 0 for m in made), f"{tag}: test client CA and certificate", made[-1].stderr):
+        return
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    env = {"DBCONFIG_PASSWORD": "", "POD_NAMESPACE": NAMESPACE, "POD_NAME": "kc-kcache-0",
+           **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e}}
+    run_server(tag, binary, container, env=env,
+               replace_flags={"--db-host": "127.0.0.1", "--db-port": str(pg.port), "--db-user": "postgres",
+                              "--db-extra-params": json.dumps({"sslmode": "disable"}),
+                              "--listen-port": str(free_port()), "--http-port": str(free_port()), "--tls-dir": tls_dir,
+                              "--client-ca-file": ca_crt},
+               extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir,
+               ca_pem=base64.b64decode(secret["data"]["ca.crt"]).decode(),
+               server_name=f"{RELEASE}-kcache.{NAMESPACE}.svc", client_cert=(client_crt, client_key))
 
 
 def check_live_server():
@@ -1068,6 +1237,10 @@ def check_live_server():
                        extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir,
                        ca_pem=base64.b64decode(secret["data"]["ca.crt"]).decode(),
                        server_name=f"{RELEASE}-kcache.{NAMESPACE}.svc")
+
+        # The chart with client authentication: the CA mounted from the Secret, and a client
+        # certificate it signed, as kube-apiserver would present.
+        live_client_auth(binary, pg)
 
         # The kustomize base: the database location comes only from the environment (ConfigMap).
         base_docs = kustomize("manifests/base")
@@ -1192,7 +1365,7 @@ for title, step in (
         ("chart: NOTES.txt", chart_notes),
         ("chart: every value in values.schema.json and README.md", chart_documentation),
         ("chart: refuses bad values", chart_refusals),
-        ("chart: upgrade reuses the generated certificate and password (lookup, fake API server)", upgrade_reuse),
+        ("chart: upgrade reuses the generated certificate and password, renews a certificate in its last quarter (lookup, fake API server)", upgrade_reuse),
         ("manifests/base (kubectl kustomize)", check_base),
         ("manifests/overlays/kubeflow-pipelines (kubectl kustomize)", check_kubeflow_overlay),
         ("flags and environment against cache-server --help", check_flags_against_server),

@@ -20,7 +20,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/logging.h"
+#include "webhook/review_prefix.h"
 #include "webhook/tls_context.h"
+#include "webhook/transport_limits.h"
 
 namespace kcache::webhook {
 
@@ -37,6 +40,41 @@ constexpr std::string_view kMutatePath = "/mutate";
 // usually arrives in one read instead of three.
 constexpr std::size_t kFirstReadBytes = 16 * 1024;
 
+// One listening port's limits and counters.
+struct PortState {
+  PortState(std::string_view name, std::size_t maxConnections, std::size_t bodyLimit,
+            std::size_t headerLimit, core::MetricsRegistry& metrics)
+      : name(name),
+        bodyLimit(bodyLimit),
+        headerLimit(headerLimit),
+        limit(maxConnections),
+        refused(metrics.counter("kcache_webhook_connections_refused_total",
+                                "Connections closed at once because the port's connection cap was "
+                                "reached and every open connection was answering a request.",
+                                {{"port", std::string(name)}})),
+        evicted(metrics.counter("kcache_webhook_connections_evicted_total",
+                                "Connections closed to make room at the connection cap (the one "
+                                "waiting longest without a request being answered).",
+                                {{"port", std::string(name)}})) {
+    metrics
+        .gauge("kcache_webhook_connection_limit", "The connection cap of each port.",
+               {{"port", std::string(name)}})
+        .set(static_cast<double>(limit.maxConnections()));
+  }
+
+  std::string name;
+  std::size_t bodyLimit;
+  std::size_t headerLimit;
+  ConnectionLimit limit;
+  core::Counter& refused;
+  core::Counter& evicted;
+};
+
+// Warnings a client can cause at will: a few per window, then a count of the rest.
+core::LogRateLimiter clientWarnings() {
+  return core::LogRateLimiter(5, std::chrono::seconds(10));
+}
+
 // What every session needs; owned by the server and outliving all sessions.
 struct Shared {
   Shared(const ServerOptions& options, AdmissionHandler& handler, core::MetricsRegistry& metrics,
@@ -46,10 +84,25 @@ struct Shared {
         metrics(metrics),
         lookupPool(lookupPool),
         tls(tls),
+        tlsPort("webhook", options.maxConnections, options.bodyLimitBytes, options.headerLimitBytes,
+                metrics),
+        httpPort("http", options.maxHttpConnections, options.httpBodyLimitBytes,
+                 options.httpHeaderLimitBytes, metrics),
+        largeBodies(options.largeBodySlots),
         handshakeFailures(metrics.counter("kcache_tls_handshake_failures_total",
                                           "TLS handshakes that failed or timed out.")),
         openConnections(metrics.gauge("kcache_webhook_open_connections",
                                       "Connections currently open, both ports.")),
+        largeReviewsRead(metrics.counter(
+            "kcache_webhook_large_reviews_total",
+            "Reviews with a body above the large-body size, by whether they got a decoding slot "
+            "(read) or were answered allowed, untouched without being decoded (shed).",
+            {{"result", "read"}})),
+        largeReviewsShed(metrics.counter(
+            "kcache_webhook_large_reviews_total",
+            "Reviews with a body above the large-body size, by whether they got a decoding slot "
+            "(read) or were answered allowed, untouched without being decoded (shed).",
+            {{"result", "shed"}})),
         okResponses(responsesCounter(200)) {}
 
   void countResponse(unsigned status) {
@@ -73,9 +126,56 @@ struct Shared {
   core::MetricsRegistry& metrics;
   net::thread_pool& lookupPool;
   ReloadingTlsContext& tls;
+  PortState tlsPort;
+  PortState httpPort;
+  LargeBodyGate largeBodies;
   core::Counter& handshakeFailures;
   core::Gauge& openConnections;
+  core::Counter& largeReviewsRead;
+  core::Counter& largeReviewsShed;
   core::Counter& okResponses;
+  core::LogRateLimiter refusedWarnings = clientWarnings();
+  core::LogRateLimiter shedWarnings = clientWarnings();
+  core::LogRateLimiter requestWarnings = clientWarnings();
+};
+
+// A body kept only up to its first kReviewPrefixBytes (enough to answer the review it starts),
+// the rest dropped as it arrives: how a review that gets no decoding slot is read without
+// holding it in memory.
+struct PrefixBody {
+  struct value_type {
+    std::string prefix;
+    std::uint64_t size = 0;
+  };
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& error) { error = {}; }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& error) {
+      error = {};
+      std::size_t total = 0;
+      for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
+           ++it) {
+        const net::const_buffer buffer = *it;
+        const std::size_t room =
+            kReviewPrefixBytes - std::min(kReviewPrefixBytes, body_.prefix.size());
+        body_.prefix.append(static_cast<const char*>(buffer.data()), std::min(room, buffer.size()));
+        total += buffer.size();
+      }
+      body_.size += total;
+      return total;
+    }
+
+    void finish(beast::error_code& error) { error = {}; }
+
+   private:
+    value_type& body_;
+  };
 };
 
 std::string_view pathOf(std::string_view target) {
@@ -101,14 +201,24 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
  public:
-  Session(Shared& shared, tcp::socket socket, std::shared_ptr<ssl::context> context = {})
+  Session(Shared& shared, PortState& port, tcp::socket socket,
+          std::shared_ptr<ssl::context> context = {})
       : shared_(shared),
+        port_(port),
         context_(std::move(context)),
         stream_(makeStream(std::move(socket), context_)),
-        lookupTimer_(stream_.get_executor()) {
+        timer_(stream_.get_executor()),
+        accepted_(std::chrono::steady_clock::now()) {
     shared_.openConnections.add(1);
   }
   ~Session() { shared_.openConnections.add(-1); }
+
+  void admitted(ConnectionLimit::Ticket ticket) { ticket_ = std::move(ticket); }
+
+  // Pushed out at the connection cap; may be called from any thread.
+  void evict() {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->closeNow(); });
+  }
 
   void run() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
@@ -136,6 +246,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void onHandshake(beast::error_code error) {
     if (error) {
+      // Also how a missing or untrusted client certificate ends: no HTTP is ever read.
       shared_.handshakeFailures.inc();
       spdlog::debug("TLS handshake failed: {}", error.message());
       return;  // the socket closes with the session
@@ -143,22 +254,37 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     readRequest();
   }
 
-  void readRequest() {
+  void resetParser() {
     // The body's storage is handed from one request's parser to the next: a review is ~9 KB,
-    // and allocating it anew for every request showed in the profile.
+    // and allocating it anew for every request showed in the profile. A large body's memory is
+    // given back instead, as its slot was.
     std::string bodyStorage;
     if (parser_) bodyStorage = std::move(parser_->get().body());
+    if (bodyStorage.capacity() > shared_.options.largeBodyBytes) bodyStorage = std::string();
     bodyStorage.clear();
+    shedParser_.reset();
     parser_.emplace();
     parser_->get().body() = std::move(bodyStorage);
-    parser_->body_limit(shared_.options.bodyLimitBytes);
-    parser_->header_limit(static_cast<std::uint32_t>(shared_.options.headerLimitBytes));
+    parser_->body_limit(port_.bodyLimit);
+    parser_->header_limit(static_cast<std::uint32_t>(port_.headerLimit));
+    version_ = 11;
+    keepAlive_ = false;
+  }
+
+  void readRequest() {
+    resetParser();
     if (buffer_.size() > 0) {
       readHeader();
       return;
     }
-    // Idle until the next request starts; only then does the header deadline run.
-    lowest().expires_after(shared_.options.idleTimeout);
+    // Idle until the next request starts; only then does the header deadline run. The first
+    // request has a short deadline counted from the accept: an attacker's connection that never
+    // sends one is closed soon. Later ones may wait as long as the client keeps connections.
+    if (requestsAnswered_ == 0) {
+      lowest().expires_at(accepted_ + shared_.options.firstRequestTimeout);
+    } else {
+      lowest().expires_after(shared_.options.idleTimeout);
+    }
     stream_.async_read_some(
         buffer_.prepare(kFirstReadBytes),
         [self = this->shared_from_this()](beast::error_code error, std::size_t bytes) {
@@ -180,8 +306,81 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             self->onReadError(error);
             return;
           }
-          self->readBody();
+          self->version_ = self->parser_->get().version();
+          self->keepAlive_ = self->parser_->get().keep_alive();
+          if (kTls && self->isLargeBody()) {
+            self->waitForLargeBodySlot();
+          } else {
+            self->readBody();
+          }
         });
+  }
+
+  // Above the large-body size, or of unknown size (chunked).
+  bool isLargeBody() const {
+    const auto length = parser_->content_length();
+    if (!length) return parser_->chunked();
+    return *length > shared_.options.largeBodyBytes;
+  }
+
+  void waitForLargeBodySlot() {
+    auto& gate = shared_.largeBodies;
+    if (auto slot = gate.tryAcquire()) {
+      onLargeBodySlot(std::move(slot));
+      return;
+    }
+    std::weak_ptr<Session> weak = this->shared_from_this();
+    auto ticket = gate.wait([weak, executor = stream_.get_executor()](LargeBodyGate::Slot slot) {
+      net::post(executor, [weak, slot = std::move(slot)]() mutable {
+        if (auto self = weak.lock()) {
+          self->timer_.cancel();
+          self->onLargeBodySlot(std::move(slot));
+        }
+      });
+    });
+    timer_.expires_after(shared_.options.largeBodyWait);
+    timer_.async_wait([self = this->shared_from_this(), ticket](beast::error_code error) {
+      if (error || !self->shared_.largeBodies.cancel(ticket)) return;  // granted meanwhile
+      self->shedLargeReview();
+    });
+  }
+
+  void onLargeBodySlot(LargeBodyGate::Slot slot) {
+    largeBodySlot_ = std::move(slot);
+    shared_.largeReviewsRead.inc();
+    readBody();
+  }
+
+  // No slot in time: read the body without keeping it (only its first bytes, to find the
+  // review's uid) and answer allowed, untouched. Never a denial.
+  void shedLargeReview() {
+    shedParser_.emplace(std::move(*parser_));
+    parser_.reset();
+    shedParser_->body_limit(port_.bodyLimit);
+    started_ = AdmissionHandler::Clock::now();
+    lowest().expires_after(shared_.options.bodyTimeout);
+    http::async_read(stream_, buffer_, *shedParser_,
+                     [self = this->shared_from_this()](beast::error_code error, std::size_t) {
+                       if (error) {
+                         self->onReadError(error);
+                         return;
+                       }
+                       self->answerShedReview();
+                     });
+  }
+
+  void answerShedReview() {
+    if (!startAnswering()) return;
+    shared_.largeReviewsShed.inc();
+    const auto& body = shedParser_->get().body();
+    if (auto suppressed = shared_.shedWarnings.admit()) {
+      spdlog::warn(
+          "review of {} bytes answered allowed, untouched without decoding: all {} large-review "
+          "slots stayed busy for {} ms{}",
+          body.size, shared_.largeBodies.slots(), shared_.options.largeBodyWait.count(),
+          core::LogRateLimiter::suppressedNote(*suppressed));
+    }
+    send(http::status::ok, allowedAnswerFor(body.prefix), "application/json");
   }
 
   void readBody() {
@@ -199,29 +398,48 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void onReadError(beast::error_code error) {
     if (error == http::error::body_limit) {
-      sendText(http::status::payload_too_large,
-               "request body exceeds the limit of " +
-                   std::to_string(shared_.options.bodyLimitBytes) + " bytes\n",
-               /*close=*/true);
+      refuseRequest(
+          http::status::payload_too_large,
+          "request body exceeds the limit of " + std::to_string(port_.bodyLimit) + " bytes\n");
       return;
     }
     if (error == http::error::header_limit) {
-      sendText(http::status::request_header_fields_too_large, "request header too large\n", true);
+      refuseRequest(http::status::request_header_fields_too_large, "request header too large\n");
       return;
     }
     if (error.category() == beast::error_code(http::error::end_of_stream).category() &&
         error != http::error::end_of_stream && error != http::error::partial_message) {
-      sendText(http::status::bad_request, "malformed HTTP request: " + error.message() + "\n",
-               true);
+      refuseRequest(http::status::bad_request, "malformed HTTP request: " + error.message() + "\n");
       return;
     }
     // Timeouts, resets, a client that went away: nothing sensible to answer.
     close();
   }
 
-  void route() {
+  // An answer to a request that is not served, and the connection closed after it.
+  void refuseRequest(http::status status, std::string body) {
+    if (auto suppressed = shared_.requestWarnings.admit()) {
+      spdlog::warn("{} port: refused a request with {}: {}{}", port_.name,
+                   static_cast<unsigned>(status), core::logValue(body),
+                   core::LogRateLimiter::suppressedNote(*suppressed));
+    }
+    sendText(status, std::move(body), /*close=*/true);
+  }
+
+  // The request is complete: from now on the connection is not pushed out at the cap. False
+  // (and the connection closed) when it was pushed out already.
+  bool startAnswering() {
+    if (!ticket_.startAnswering()) {
+      closeNow();
+      return false;
+    }
     requestInFlight_ = true;
     shared_.requestsInFlight.fetch_add(1);
+    return true;
+  }
+
+  void route() {
+    if (!startAnswering()) return;
     auto& request = parser_->get();
     const auto path = pathOf(std::string_view(request.target().data(), request.target().size()));
     if (path == "/healthz") {
@@ -282,8 +500,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void lookUpThenAnswer(std::shared_ptr<PendingLookup> pending) {
     auto answered = std::make_shared<std::atomic<bool>>(false);
     const auto started = started_;
-    lookupTimer_.expires_after(shared_.options.lookupDeadline);
-    lookupTimer_.async_wait(
+    timer_.expires_after(shared_.options.lookupDeadline);
+    timer_.async_wait(
         [self = this->shared_from_this(), pending, answered, started](beast::error_code error) {
           if (error || answered->exchange(true)) return;
           self->sendAnswer(self->shared_.handler.abandon(
@@ -296,7 +514,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
           *pending, started, [&answered] { return !answered->exchange(true); });
       if (!answer) return;
       net::post(self->stream_.get_executor(), [self, answer = std::move(*answer)] {
-        self->lookupTimer_.cancel();
+        self->timer_.cancel();
         self->sendAnswer(answer);
       });
     });
@@ -317,24 +535,34 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void send(http::status status, std::string_view body, std::string_view contentType,
             bool close = false, std::string_view allow = {}) {
-    const auto& request = parser_->get();
-    closeAfterWrite_ = close || !request.keep_alive();
-    writeResponse(request.version() == 0 ? 11 : request.version(), status, body, contentType, allow,
+    closeAfterWrite_ = close || !keepAlive_;
+    writeResponse(version_ == 0 ? 11 : version_, status, body, contentType, allow,
                   !closeAfterWrite_);
     shared_.countResponse(static_cast<unsigned>(status));
     lowest().expires_after(shared_.options.writeTimeout);
     net::async_write(stream_, net::buffer(out_),
                      [self = this->shared_from_this()](beast::error_code error, std::size_t) {
-                       if (self->requestInFlight_) {
-                         self->requestInFlight_ = false;
-                         self->shared_.requestsInFlight.fetch_sub(1);
-                       }
-                       if (error || self->closeAfterWrite_) {
-                         self->close();
-                         return;
-                       }
-                       self->readRequest();
+                       self->onWritten(error);
                      });
+  }
+
+  void onWritten(beast::error_code error) {
+    if (requestInFlight_) {
+      requestInFlight_ = false;
+      shared_.requestsInFlight.fetch_sub(1);
+      ++requestsAnswered_;
+      ticket_.finishAnswering();
+    }
+    if (largeBodySlot_) {
+      // The large body and its slot go back together.
+      if (parser_) parser_->get().body() = std::string();
+      largeBodySlot_.reset();
+    }
+    if (error || closeAfterWrite_) {
+      close();
+      return;
+    }
+    readRequest();
   }
 
   // The response as Beast would serialize it (same status line, fields in the same order), into
@@ -380,19 +608,60 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
   }
 
+  // Without goodbye: every pending operation ends with operation_aborted.
+  void closeNow() {
+    timer_.cancel();
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+  }
+
   Shared& shared_;
+  PortState& port_;
   std::shared_ptr<ssl::context> context_;  // before stream_: the stream refers to it
   Stream stream_;
-  net::steady_timer lookupTimer_;
+  net::steady_timer timer_;  // the wait for a large-body slot, then the lookup deadline
+  const std::chrono::steady_clock::time_point accepted_;
+  ConnectionLimit::Ticket ticket_;
+  LargeBodyGate::Slot largeBodySlot_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<PrefixBody>> shedParser_;
+  unsigned version_ = 11;
+  bool keepAlive_ = false;
   std::string out_;  // the response being written
   bool closeAfterWrite_ = false;
   bool requestInFlight_ = false;
+  std::uint64_t requestsAnswered_ = 0;
   AdmissionHandler::Clock::time_point started_;
 };
 
+// Gives a new connection its place under the port's cap (pushing out an idle one if need be) and
+// starts it, or refuses it: the session, and with it the socket, is dropped at once.
+template <typename SessionType>
+void admitAndRun(Shared& shared, PortState& port, std::shared_ptr<SessionType> session) {
+  std::weak_ptr<SessionType> weak = session;
+  auto admission = port.limit.admit([weak] {
+    if (auto victim = weak.lock()) victim->evict();
+  });
+  if (admission.outcome == ConnectionLimit::Outcome::kRefused) {
+    port.refused.inc();
+    if (auto suppressed = shared.refusedWarnings.admit()) {
+      spdlog::warn("{} port: connection refused, all {} connections are answering requests{}",
+                   port.name, port.limit.maxConnections(),
+                   core::LogRateLimiter::suppressedNote(*suppressed));
+    }
+    return;
+  }
+  if (admission.outcome == ConnectionLimit::Outcome::kAdmittedAfterEviction) port.evicted.inc();
+  session->admitted(std::move(admission.ticket));
+  session->run();
+}
+
 }  // namespace
+
+using TlsSession = Session<beast::ssl_stream<beast::tcp_stream>>;
+using PlainSession = Session<beast::tcp_stream>;
 
 class WebhookServer::Impl {
  public:
@@ -400,7 +669,7 @@ class WebhookServer::Impl {
       : options_(std::move(options)),
         handler_(handler),
         metrics_(metrics),
-        tls_(options_.certFile, options_.keyFile),
+        tls_(TlsFiles{options_.certFile, options_.keyFile, options_.clientCaFile}),
         lookupPool_(std::max<std::size_t>(1, options_.lookupThreads)),
         shared_(options_, handler, metrics, lookupPool_, tls_),
         tlsAcceptor_(ioContext_),
@@ -431,10 +700,14 @@ class WebhookServer::Impl {
       threads_.emplace_back([this] { ioContext_.run(); });
     }
     spdlog::info(
-        "webhook listening: https://{}:{}{} (certificate {}), http://{}:{} (/healthz /readyz "
-        "/metrics), {} I/O threads, {} lookup threads",
+        "webhook listening: https://{}:{}{} (certificate {}, {}), http://{}:{} (/healthz /readyz "
+        "/metrics), at most {} and {} connections, {} I/O threads, {} lookup threads",
         options_.bindAddress, tlsPort(), kMutatePath, options_.certFile.string(),
-        options_.bindAddress, httpPort(), threads, options_.lookupThreads);
+        options_.clientCaFile.empty()
+            ? std::string("no client authentication: anyone who reaches the port may post reviews")
+            : "client certificates required, CA " + options_.clientCaFile.string(),
+        options_.bindAddress, httpPort(), options_.maxConnections, options_.maxHttpConnections,
+        threads, options_.lookupThreads);
   }
 
   void stop() {
@@ -490,29 +763,30 @@ class WebhookServer::Impl {
   }
 
   void acceptTls() {
-    tlsAcceptor_.async_accept(net::make_strand(ioContext_),
-                              [this](beast::error_code error, tcp::socket socket) {
-                                if (error == net::error::operation_aborted) return;
-                                if (!error) {
-                                  noDelay(socket);
-                                  std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-                                      shared_, std::move(socket), tls_.current())
-                                      ->run();
-                                }
-                                acceptTls();
-                              });
-  }
-
-  void acceptHttp() {
-    httpAcceptor_.async_accept(
+    tlsAcceptor_.async_accept(
         net::make_strand(ioContext_), [this](beast::error_code error, tcp::socket socket) {
           if (error == net::error::operation_aborted) return;
           if (!error) {
             noDelay(socket);
-            std::make_shared<Session<beast::tcp_stream>>(shared_, std::move(socket))->run();
+            admitAndRun(shared_, shared_.tlsPort,
+                        std::make_shared<TlsSession>(shared_, shared_.tlsPort, std::move(socket),
+                                                     tls_.current()));
           }
-          acceptHttp();
+          acceptTls();
         });
+  }
+
+  void acceptHttp() {
+    httpAcceptor_.async_accept(net::make_strand(ioContext_), [this](beast::error_code error,
+                                                                    tcp::socket socket) {
+      if (error == net::error::operation_aborted) return;
+      if (!error) {
+        noDelay(socket);
+        admitAndRun(shared_, shared_.httpPort,
+                    std::make_shared<PlainSession>(shared_, shared_.httpPort, std::move(socket)));
+      }
+      acceptHttp();
+    });
   }
 
   void scheduleCertificatePoll() {
@@ -522,8 +796,10 @@ class WebhookServer::Impl {
       switch (tls_.reloadIfChanged()) {
         case ReloadingTlsContext::ReloadResult::kReloaded:
           certificateReloads_.inc();
-          spdlog::info("TLS certificate reloaded from {} and {}; new connections use it",
-                       options_.certFile.string(), options_.keyFile.string());
+          spdlog::info("TLS files reloaded ({}, {}{}{}); new connections use them",
+                       options_.certFile.string(), options_.keyFile.string(),
+                       options_.clientCaFile.empty() ? "" : ", client CA ",
+                       options_.clientCaFile.string());
           break;
         case ReloadingTlsContext::ReloadResult::kFailed:
           certificateReloadFailures_.inc();

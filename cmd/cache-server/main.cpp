@@ -219,6 +219,8 @@ int run(cache_server::Options& options, const sigset_t& signals) {
   serverOptions.ioThreads = options.ioThreads;
   serverOptions.lookupThreads = options.lookupThreads;
   serverOptions.bodyLimitBytes = options.maxBodyBytes;
+  serverOptions.maxConnections = options.maxConnections;
+  serverOptions.clientCaFile = options.clientCaFile;
   serverOptions.lookupDeadline = std::chrono::milliseconds(options.lookupTimeoutMs + 100);
   serverOptions.certificatePollInterval = std::chrono::milliseconds(options.tlsReloadIntervalMs);
 

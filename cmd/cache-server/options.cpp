@@ -85,10 +85,24 @@ void addOptions(CLI::App& app, Options& options) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--max-body-bytes", options.maxBodyBytes,
-                 "Largest admission request body accepted (larger: 413)")
+                 "Largest admission request body accepted (larger: 413, and kube-apiserver admits "
+                 "the pod untouched); kube-apiserver itself takes request bodies up to 3 MiB")
       ->check(cmd::nonEmpty("a number of bytes"))
       ->envname("KCACHE_MAX_BODY_BYTES")
+      ->check(CLI::Range(std::size_t{64 * 1024}, std::size_t{64 * 1024 * 1024}))
       ->capture_default_str();
+  app.add_option("--max-connections", options.maxConnections,
+                 "Open connections on the webhook port; at the cap a new connection closes the one "
+                 "idle longest, or is refused when every connection is answering a request")
+      ->envname("KCACHE_MAX_CONNECTIONS")
+      ->check(cmd::nonEmpty("a number of connections"))
+      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
+      ->capture_default_str();
+  app.add_option("--client-ca-file", options.clientCaFile,
+                 "PEM CA bundle: the webhook port then requires a client certificate signed by "
+                 "it (kube-apiserver's, see README), failing the TLS handshake otherwise; "
+                 "reloaded when the file changes. Empty: no client authentication")
+      ->envname("KCACHE_CLIENT_CA_FILE");
   app.add_option("--watch", options.watch,
                  "Run the watcher (on the elected leader) that records completed steps; it starts "
                  "only when a cluster configuration is found (--kubeconfig, $KUBECONFIG, or "

@@ -32,7 +32,9 @@ struct Options {
   int64_t lookupTimeoutMs = 500;
   std::size_t ioThreads = 0;
   std::size_t lookupThreads = 8;
-  std::size_t maxBodyBytes = 7 * 1024 * 1024;
+  std::size_t maxBodyBytes = 4 * 1024 * 1024;
+  std::size_t maxConnections = 512;
+  std::string clientCaFile;
   int64_t tlsReloadIntervalMs = 5000;
   bool watch = true;
   bool watchTaskResults = true;         // Argo's workflowtaskresults, joined to pods by node id

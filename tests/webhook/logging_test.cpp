@@ -2,10 +2,7 @@
 // the text format one line per event, and the level filters.
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "core/logging.h"
@@ -14,33 +11,8 @@
 namespace kcache::core {
 namespace {
 
-// Runs `body` with stderr redirected into a file and returns what was written.
-template <typename Body>
-std::string captureStderr(Body body) {
-  webhook::testing::TempDir dir;
-  const auto path = dir.path() / "stderr.log";
-  std::fflush(stderr);
-  const int saved = ::dup(STDERR_FILENO);
-  FILE* file = std::fopen(path.c_str(), "w");
-  ::dup2(::fileno(file), STDERR_FILENO);
-  body();
-  spdlog::default_logger()->flush();
-  std::fflush(stderr);
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  std::fclose(file);
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream stream(text);
-  for (std::string line; std::getline(stream, line);) out.push_back(line);
-  return out;
-}
+using webhook::testing::captureStderr;
+constexpr auto lines = webhook::testing::splitLines;
 
 TEST(LoggingTest, JsonLinesStayValidJson) {
   const auto output = captureStderr([] {
@@ -73,6 +45,50 @@ TEST(LoggingTest, RejectsUnknownNames) {
   EXPECT_THROW(configureLogging(LogFormat::kText, "verbose"), std::invalid_argument);
   EXPECT_THROW(parseLogFormat("xml"), std::invalid_argument);
   EXPECT_EQ(parseLogFormat("JSON"), LogFormat::kJson);
+}
+
+TEST(LoggingTest, LogValueEscapesAndCutsWhatAClientChose) {
+  EXPECT_EQ(logValue("team-a/pod-1"), "team-a/pod-1");
+  EXPECT_EQ(logValue("a\nb\r\tc"), "a\\nb\\r\\tc");
+  EXPECT_EQ(logValue("say \"hi\" \\"), "say \\\"hi\\\" \\\\");
+  EXPECT_EQ(logValue("\x1b[31mred"), "\\x1b[31mred");
+  EXPECT_EQ(logValue("\x7f\x01"), "\\x7f\\x01");
+  EXPECT_EQ(logValue("csi\xc2\x9b bidi\xe2\x80\xae"), "csi\\u009b bidi\\u202e");
+  EXPECT_EQ(logValue("caf\xc3\xa9 \xff"), "caf\xc3\xa9 \\xff");  // UTF-8 kept, junk shown
+  const auto cut = logValue(std::string(300, 'x') + "\n", 256);
+  EXPECT_EQ(cut, std::string(256, 'x') + "…(+45 bytes)");
+  // Never inside a character.
+  EXPECT_EQ(logValue("ab\xc3\xa9", 3), "ab…(+2 bytes)");
+}
+
+TEST(LoggingTest, TextLinesEscapeControlsAndLongMessagesAreCut) {
+  const auto output = captureStderr([] {
+    configureLogging(LogFormat::kText, "info");
+    spdlog::info("pod={} end", "a\nforged line\x1b[2J\xc2\x9b");
+    spdlog::info("{}", std::string(kMaxLogMessageBytes + 100, 'z'));
+  });
+  const auto logged = lines(output);
+  ASSERT_EQ(logged.size(), 2u) << output;
+  EXPECT_NE(logged[0].find("pod=a\\nforged line\\x1b[2J\\u009b end"), std::string::npos)
+      << logged[0];
+  EXPECT_NE(logged[1].find(std::string(kMaxLogMessageBytes, 'z') + "…(+100 bytes)"),
+            std::string::npos);
+  EXPECT_EQ(logged[1].find(std::string(kMaxLogMessageBytes + 1, 'z')), std::string::npos);
+}
+
+TEST(LoggingTest, RateLimiterLetsABurstThroughPerWindowAndCountsTheRest) {
+  auto now = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  LogRateLimiter limiter(2, std::chrono::seconds(10), [&now] { return now; });
+  EXPECT_EQ(limiter.admit(), std::optional<std::uint64_t>(0));
+  EXPECT_EQ(limiter.admit(), std::optional<std::uint64_t>(0));
+  EXPECT_EQ(limiter.admit(), std::nullopt);
+  EXPECT_EQ(limiter.admit(), std::nullopt);
+  now += std::chrono::seconds(5);
+  EXPECT_EQ(limiter.admit(), std::nullopt);
+  now += std::chrono::seconds(6);
+  EXPECT_EQ(limiter.admit(), std::optional<std::uint64_t>(3));
+  EXPECT_EQ(LogRateLimiter::suppressedNote(3), " (3 similar messages suppressed)");
+  EXPECT_EQ(LogRateLimiter::suppressedNote(0), "");
 }
 
 }  // namespace

@@ -14,9 +14,9 @@ namespace kcache::webhook::testing {
 class RunningServer {
  public:
   RunningServer(store::CacheLookup& lookup, AdmissionConfig config = {},
-                ServerOptions options = defaultOptions())
+                ServerOptions options = defaultOptions(), KeyType keyType = KeyType::kEcdsa)
       : certFile_(dir_.path() / "cert.pem"), keyFile_(dir_.path() / "key.pem") {
-    writeSelfSignedCertificate(certFile_, keyFile_, "kcache-test-1");
+    writeSelfSignedCertificate(certFile_, keyFile_, "kcache-test-1", keyType);
     trusted_.push_back(dir_.path() / "trusted-kcache-test-1.pem");
     std::filesystem::copy_file(certFile_, trusted_.back());
     handler_ = std::make_unique<AdmissionHandler>(std::move(config), lookup, metrics_);
@@ -44,9 +44,10 @@ class RunningServer {
     return options;
   }
 
-  std::unique_ptr<HttpsClient> client() {
+  std::unique_ptr<HttpsClient> client(
+      const std::optional<ClientCertificate>& clientCertificate = std::nullopt) {
     // Trusts every certificate this server ever had, so rotation is observed, not a failure.
-    return std::make_unique<HttpsClient>(server_->tlsPort(), trusted_);
+    return std::make_unique<HttpsClient>(server_->tlsPort(), trusted_, clientCertificate);
   }
   // Replaces the certificate files with a new certificate for `commonName`.
   void rotateCertificate(const std::string& commonName) {
@@ -64,6 +65,7 @@ class RunningServer {
   double counter(const std::string& name, const core::MetricLabels& labels = {}) {
     return metrics_.counter(name, "", labels).value();
   }
+  const std::filesystem::path& certFile() const { return certFile_; }
 
  private:
   TempDir dir_;

@@ -2,6 +2,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,21 +178,100 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
-void writeSelfSignedCertificate(const std::filesystem::path& certFile,
-                                const std::filesystem::path& keyFile,
-                                const std::string& commonName) {
-  const auto certTemp = certFile.string() + ".new";
-  const auto keyTemp = keyFile.string() + ".new";
-  const std::string command =
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-      " -subj /CN=" +
-      commonName + " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout '" + keyTemp +
-      "' -out '" + certTemp + "' 2>/dev/null";
+namespace {
+
+void runOpenssl(const std::string& arguments) {
+  const std::string command = "openssl " + arguments + " 2>/dev/null";
   if (std::system(command.c_str()) != 0) {
     throw std::runtime_error("openssl could not create a test certificate: " + command);
   }
-  std::filesystem::rename(keyTemp, keyFile);
-  std::filesystem::rename(certTemp, certFile);
+}
+
+std::string shellQuoted(const std::filesystem::path& path) {
+  return "'" + path.string() + "'";
+}
+
+std::string keyOptions(KeyType keyType) {
+  return keyType == KeyType::kRsa ? "-newkey rsa:2048"
+                                  : "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
+}
+
+// Renames the .new files into place, key first, so a watcher never sees a half-written pair.
+void publish(const std::filesystem::path& certFile, const std::filesystem::path& keyFile) {
+  std::filesystem::rename(keyFile.string() + ".new", keyFile);
+  std::filesystem::rename(certFile.string() + ".new", certFile);
+}
+
+}  // namespace
+
+void writeSelfSignedCertificate(const std::filesystem::path& certFile,
+                                const std::filesystem::path& keyFile, const std::string& commonName,
+                                KeyType keyType) {
+  runOpenssl("req -x509 " + keyOptions(keyType) + " -nodes -days 2 -subj /CN=" + commonName +
+             " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+             shellQuoted(keyFile.string() + ".new") + " -out " +
+             shellQuoted(certFile.string() + ".new"));
+  publish(certFile, keyFile);
+}
+
+void writeCertificateAuthority(const std::filesystem::path& certFile,
+                               const std::filesystem::path& keyFile,
+                               const std::string& commonName) {
+  runOpenssl(
+      "req -x509 " + keyOptions(KeyType::kEcdsa) + " -nodes -days 2 -subj /CN=" + commonName +
+      " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign "
+      "-keyout " +
+      shellQuoted(keyFile.string() + ".new") + " -out " + shellQuoted(certFile.string() + ".new"));
+  publish(certFile, keyFile);
+}
+
+void writeSignedCertificate(const std::filesystem::path& certFile,
+                            const std::filesystem::path& keyFile, const std::string& commonName,
+                            const std::filesystem::path& caCertFile,
+                            const std::filesystem::path& caKeyFile,
+                            const std::string& extendedKeyUsage) {
+  const auto request = certFile.string() + ".csr";
+  const auto extensions = certFile.string() + ".ext";
+  {
+    std::ofstream out(extensions);
+    out << "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        << "extendedKeyUsage=" << extendedKeyUsage << "\n";
+  }
+  runOpenssl("req -new " + keyOptions(KeyType::kEcdsa) + " -nodes -subj /CN=" + commonName +
+             " -keyout " + shellQuoted(keyFile.string() + ".new") + " -out " +
+             shellQuoted(request));
+  runOpenssl("x509 -req -in " + shellQuoted(request) + " -CA " + shellQuoted(caCertFile) +
+             " -CAkey " + shellQuoted(caKeyFile) + " -CAcreateserial -days 2 -extfile " +
+             shellQuoted(extensions) + " -out " + shellQuoted(certFile.string() + ".new"));
+  std::filesystem::remove(request);
+  std::filesystem::remove(extensions);
+  publish(certFile, keyFile);
+}
+
+std::string captureStderr(const std::function<void()>& body) {
+  TempDir dir;
+  const auto path = dir.path() / "stderr.log";
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  FILE* file = std::fopen(path.c_str(), "w");
+  ::dup2(::fileno(file), STDERR_FILENO);
+  body();
+  spdlog::default_logger()->flush();
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::fclose(file);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> splitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::stringstream stream(text);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
 }
 
 struct HttpsClient::Impl {
@@ -202,10 +282,15 @@ struct HttpsClient::Impl {
 };
 
 HttpsClient::HttpsClient(uint16_t port,
-                         const std::vector<std::filesystem::path>& trustedCertificates)
+                         const std::vector<std::filesystem::path>& trustedCertificates,
+                         const std::optional<ClientCertificate>& clientCertificate)
     : impl_(std::make_unique<Impl>()) {
   impl_->context.set_verify_mode(ssl::verify_peer);
   for (const auto& file : trustedCertificates) impl_->context.load_verify_file(file.string());
+  if (clientCertificate) {
+    impl_->context.use_certificate_chain_file(clientCertificate->certFile.string());
+    impl_->context.use_private_key_file(clientCertificate->keyFile.string(), ssl::context::pem);
+  }
   impl_->stream.emplace(impl_->io, impl_->context);
   auto& stream = *impl_->stream;
   SSL_set_tlsext_host_name(stream.native_handle(), "localhost");

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -94,11 +95,33 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+enum class KeyType { kEcdsa, kRsa };
+
 // A self-signed certificate for localhost/127.0.0.1 made with the openssl command line.
 // Files are written next to their final names and renamed, so a watcher never reads half a file.
 void writeSelfSignedCertificate(const std::filesystem::path& certFile,
-                                const std::filesystem::path& keyFile,
-                                const std::string& commonName);
+                                const std::filesystem::path& keyFile, const std::string& commonName,
+                                KeyType keyType = KeyType::kEcdsa);
+
+// A CA (self-signed, basicConstraints CA:TRUE) and a certificate it signs, for client
+// authentication; `extendedKeyUsage` is written into the signed certificate (clientAuth for a
+// client certificate).
+void writeCertificateAuthority(const std::filesystem::path& certFile,
+                               const std::filesystem::path& keyFile, const std::string& commonName);
+void writeSignedCertificate(const std::filesystem::path& certFile,
+                            const std::filesystem::path& keyFile, const std::string& commonName,
+                            const std::filesystem::path& caCertFile,
+                            const std::filesystem::path& caKeyFile,
+                            const std::string& extendedKeyUsage = "clientAuth");
+
+struct ClientCertificate {
+  std::filesystem::path certFile;
+  std::filesystem::path keyFile;
+};
+
+// Runs `body` with stderr redirected into a file and returns what was written.
+std::string captureStderr(const std::function<void()>& body);
+std::vector<std::string> splitLines(const std::string& text);
 
 struct HttpResponse {
   int status = 0;
@@ -109,7 +132,8 @@ struct HttpResponse {
 // A keep-alive HTTPS client trusting the given certificate files.
 class HttpsClient {
  public:
-  HttpsClient(uint16_t port, const std::vector<std::filesystem::path>& trustedCertificates);
+  HttpsClient(uint16_t port, const std::vector<std::filesystem::path>& trustedCertificates,
+              const std::optional<ClientCertificate>& clientCertificate = std::nullopt);
   ~HttpsClient();
   HttpsClient(const HttpsClient&) = delete;
   HttpsClient& operator=(const HttpsClient&) = delete;

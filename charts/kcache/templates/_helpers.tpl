@@ -100,16 +100,39 @@ app.kubernetes.io/part-of: kcache
 {{- end }}
 
 {{/*
-The self-signed CA and serving certificate, generated once. On upgrade the existing Secret is read
-back with `lookup` and reused, so the caBundle in the webhook configuration and the certificate
-the pods serve never change behind the API server's back. Returns JSON {ca, crt, key, reused}
-(PEM strings). Call it once per render (webhook.yaml does) since a fresh call generates new keys.
+The self-signed CA and serving certificate. On upgrade the existing Secret is read back with
+`lookup` and reused, so the caBundle in the webhook configuration and the certificate the pods
+serve never change behind the API server's back, until less than a quarter of the certificate's
+life is left: then new ones are generated (Helm cannot parse a certificate, so the Secret carries
+the validity it was generated with in two annotations, in seconds since the epoch; a Secret
+without them, from an older chart, is renewed too). On renewal the webhook configuration trusts
+the old CA and the new one, so that pods still serving the old certificate until the kubelet
+updates their volume are not refused; the next upgrade drops the old CA. Returns JSON {ca, crt,
+key, notBefore, notAfter, previousCa, reused} (PEM and decimal strings). Call it once per render
+(webhook.yaml does) since a fresh call generates new keys.
 */}}
 {{- define "kcache.selfSignedCert" -}}
 {{- $secretName := include "kcache.tlsSecretName" . }}
 {{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName }}
-{{- $result := dict }}
-{{- if and $existing $existing.data (hasKey $existing.data "ca.crt") (hasKey $existing.data "tls.crt") (hasKey $existing.data "tls.key") }}
+{{- $now := now | unixEpoch | int64 }}
+{{- $result := dict "previousCa" "" }}
+{{- $complete := and $existing $existing.data (hasKey $existing.data "ca.crt") (hasKey $existing.data "tls.crt") (hasKey $existing.data "tls.key") }}
+{{- $keep := false }}
+{{- if $complete }}
+{{- $annotations := $existing.metadata.annotations | default dict }}
+{{- $notBefore := index $annotations "kcache.io/certificate-not-before" | default "" | toString }}
+{{- $notAfter := index $annotations "kcache.io/certificate-not-after" | default "" | toString }}
+{{- if and (regexMatch "^[0-9]+$" $notBefore) (regexMatch "^[0-9]+$" $notAfter) }}
+{{- $life := sub (int64 $notAfter) (int64 $notBefore) }}
+{{- $left := sub (int64 $notAfter) $now }}
+{{- if and (gt $life 0) (gt (mul $left 4) $life) }}
+{{- $keep = true }}
+{{- $_ := set $result "notBefore" $notBefore }}
+{{- $_ := set $result "notAfter" $notAfter }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $keep }}
 {{- $_ := set $result "ca" (index $existing.data "ca.crt" | b64dec) }}
 {{- $_ := set $result "crt" (index $existing.data "tls.crt" | b64dec) }}
 {{- $_ := set $result "key" (index $existing.data "tls.key" | b64dec) }}
@@ -124,6 +147,11 @@ the pods serve never change behind the API server's back. Returns JSON {ca, crt,
 {{- $_ := set $result "ca" $ca.Cert }}
 {{- $_ := set $result "crt" $cert.Cert }}
 {{- $_ := set $result "key" $cert.Key }}
+{{- $_ := set $result "notBefore" (toString $now) }}
+{{- $_ := set $result "notAfter" (toString (add $now (mul $days 86400))) }}
+{{- if $complete }}
+{{- $_ := set $result "previousCa" (index $existing.data "ca.crt" | b64dec) }}
+{{- end }}
 {{- $_ := set $result "reused" false }}
 {{- end }}
 {{- toJson $result }}
@@ -176,6 +204,14 @@ app.kubernetes.io/component: postgresql
 {{- end }}
 {{- if ge (int .Values.server.lookupTimeoutMs) (mul 1000 (int .Values.webhook.timeoutSeconds)) }}
 {{- fail "server.lookupTimeoutMs must be shorter than webhook.timeoutSeconds, or the API server gives up before kcache answers" }}
+{{- end }}
+{{- with .Values.server.clientAuth }}
+{{- if and .enabled (not (or .caSecret .caConfigMap)) }}
+{{- fail "server.clientAuth.enabled needs the client CA: set server.clientAuth.caSecret or server.clientAuth.caConfigMap" }}
+{{- end }}
+{{- if and .caSecret .caConfigMap }}
+{{- fail "server.clientAuth: set caSecret or caConfigMap, not both" }}
+{{- end }}
 {{- end }}
 {{- if and (not .Values.watch.allNamespaces) (has (include "kcache.watchedNamespace" .) (list "kube-system" "kube-public")) }}
 {{- fail "watch.namespace must not be kube-system or kube-public" }}
