@@ -593,6 +593,56 @@ class CacheServer:
         self.process.stop(sig=sig)
 
 
+ARGO_LINES = {
+    "v4": ("argo-v4", "github.com/argoproj/argo-workflows/v4"),
+    "v3": ("argo-v3", "github.com/argoproj/argo-workflows/v3"),
+}
+ARGO_NAMESPACE = "argo"
+
+
+class ArgoController:
+    """Argo's real workflow-controller of one line, with that line's CRDs, as the admin (Argo's own
+    RBAC is not what is tested). Its pods never run: the tests play their kubelet and executor.
+    One at a time: the controller's health port (6060) is fixed."""
+
+    CONFIG = {
+        # Where the executor would store artifacts; never contacted here, only used for keys.
+        "artifactRepository": yaml.safe_dump({
+            "archiveLogs": False,
+            "s3": {"bucket": "mlpipeline", "endpoint": "minio-service.kubeflow:9000", "insecure": True,
+                   "useSDKCreds": True, "keyFormat": "artifacts/{{workflow.name}}/{{pod.name}}"}}),
+        "metricsConfig": yaml.safe_dump({"enabled": False}),
+        "telemetryConfig": yaml.safe_dump({"enabled": False}),
+    }
+
+    def __init__(self, cluster: "Cluster", line: str):
+        wrapper, module = ARGO_LINES[line]
+        self.line = line
+        binary = program_folder(wrapper) / "workflow-controller"
+        cluster.install_argo_crds(wrapper, module)
+        cluster.admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGO_NAMESPACE}})
+        cluster.admin.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "workflow-controller-configmap", "namespace": ARGO_NAMESPACE},
+                             "data": self.CONFIG})
+        kubeconfig = cluster.api.kubeconfig(cluster.folder / "argo.kubeconfig", cluster.api.admin_token_file)
+        self.process = Process(f"workflow-controller {line}", [
+            str(binary), f"--kubeconfig={kubeconfig}", f"--namespace={ARGO_NAMESPACE}",
+            "--executor-image=quay.io/argoproj/argoexec:latest", "--loglevel=debug", "--workflow-workers=4",
+        ], cluster.folder / f"workflow-controller-{line}.log",
+            env=dict(os.environ, LEADER_ELECTION_DISABLE="true"))
+
+        def healthy() -> bool:
+            if not self.process.alive():
+                raise ClusterError(f"workflow-controller {line} exited\n" + self.process.tail())
+            with urllib.request.urlopen("http://127.0.0.1:6060/healthz", timeout=2) as r:
+                return r.status == 200
+
+        wait_until(healthy, 120, f"workflow-controller {line} /healthz", self.process.tail, interval=0.5)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
 def render_chart(helm: Path, values: dict[str, str]) -> list[dict]:
     argv = [str(helm), "template", "kcache", str(REPO / "charts" / "kcache"), "--namespace", KCACHE_NAMESPACE]
     for key, value in values.items():
