@@ -25,7 +25,6 @@ the same cluster, and the load average is printed with each.
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
 import http.client
 import json

@@ -87,6 +87,11 @@ build_one() {
   echo "$wrapper $out"
 }
 
+# One build at a time into the cache (two test runs starting together wait for each other).
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.lock"
+flock 9
+
 wrappers=("$@")
 [ "${#wrappers[@]}" -gt 0 ] || wrappers=(etcd kubernetes argo-v4 argo-v3)
 for w in "${wrappers[@]}"; do

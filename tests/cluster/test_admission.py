@@ -75,6 +75,12 @@ def test_a_miss_is_recorded_and_the_next_run_is_created_as_the_cached_pod(cluste
     assert (owner["kind"], owner["uid"]) == ("Workflow", workflow["metadata"]["uid"])
     assert result["outputs"] == replayed(outputs)
 
+    # Deleting the Workflow removes the replayed task result with it (the garbage collector
+    # follows the owner reference).
+    result_path = object_path(ARGO, "WorkflowTaskResult", step.namespace, result["metadata"]["name"])
+    step.api.delete(object_path(ARGO, "Workflow", step.namespace, "run2"))
+    wait_until(lambda: not step.api.exists(result_path), 60, "the garbage collector to delete the task result")
+
     # The review the API server sent was admission.k8s.io/v1 (the chart offers v1 and v1beta1).
     assert "admission.k8s.io/v1beta1" not in cluster.replicas[0].log_text()
 
