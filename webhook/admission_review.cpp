@@ -114,14 +114,17 @@ json argoTemplateEnv(dom::element env) {
   return out;
 }
 
-// A container: what the TFX check and core::findArgoTemplate read.
+// A container: what the TFX check and core::findArgoTemplate read, and what the echo container
+// of a hit inherits from `main` (its securityContext and resources).
 json containerView(dom::element container) {
-  return selectMembers(container,
-                       [](std::string_view key, dom::element value) -> std::optional<json> {
-                         if (key == "name" || key == "command") return copyOf(value);
-                         if (key == "env") return argoTemplateEnv(value);
-                         return std::nullopt;
-                       });
+  return selectMembers(
+      container, [](std::string_view key, dom::element value) -> std::optional<json> {
+        if (key == "name" || key == "command" || key == "securityContext" || key == "resources") {
+          return copyOf(value);
+        }
+        if (key == "env") return argoTemplateEnv(value);
+        return std::nullopt;
+      });
 }
 
 json specView(dom::element spec) {
@@ -129,6 +132,8 @@ json specView(dom::element spec) {
     if (key == "containers" || key == "initContainers") return arrayOf(value, containerView);
     // The patch only asks whether these exist.
     if (key == "affinity" || key == "nodeSelector") return shapeOf(value);
+    // The echo container's security settings depend on the pod's (webhook/patch.h).
+    if (key == "securityContext" || key == "os") return copyOf(value);
     return std::nullopt;
   });
 }

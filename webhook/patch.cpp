@@ -19,11 +19,15 @@ bool hasMember(const json& object, std::string_view name) {
   return object.is_object() && object.find(name) != object.end();
 }
 
-const json& memberOrNull(const json& object, std::string_view name) {
+const json& nullJson() {
   static const json kNull;
-  if (!object.is_object()) return kNull;
+  return kNull;
+}
+
+const json& memberOrNull(const json& object, std::string_view name) {
+  if (!object.is_object()) return nullJson();
   const auto it = object.find(name);
-  return it == object.end() ? kNull : *it;
+  return it == object.end() ? nullJson() : *it;
 }
 
 void appendPointerToken(std::string& out, std::string_view token) {
@@ -99,25 +103,11 @@ class PatchWriter {
     }
     out_ += "}}";
   }
-  void cachedStepContainers(const AdmissionConfig& config) {
+  void cachedStepContainers(const json& pod, const AdmissionConfig& config) {
     beginOperation("replace", "/spec/containers");
-    // cachedStepContainer(config) as text; the message carries literal double quotes.
-    out_ += R"(,"value":[{"command":["echo",)";
-    std::string message;
-    message.reserve(contract::kCachedStepMessage.size() + 2);
-    message += '"';
-    message += contract::kCachedStepMessage;
-    message += '"';
-    appendJsonString(out_, message);
-    out_ += R"(],"image":)";
-    appendJsonString(out_, config.cacheImage);
-    out_ += R"(,"name":)";
-    appendJsonString(out_, contract::kCachedStepContainerName);
-    out_ += R"(,"resources":{"requests":{"cpu":)";
-    appendJsonString(out_, contract::kCachedStepCpuRequest);
-    out_ += R"(,"memory":)";
-    appendJsonString(out_, contract::kCachedStepMemoryRequest);
-    out_ += "}}}]}";
+    out_ += R"(,"value":[)";
+    out_ += cachedStepContainer(pod, config).dump(-1, ' ', false, json::error_handler_t::replace);
+    out_ += "]}";
   }
 
   JsonPatch finish() && {
@@ -130,6 +120,103 @@ class PatchWriter {
   std::string pointer_;
 };
 
+bool isTrue(const json& value) {
+  return value.is_boolean() && value.get<bool>();
+}
+
+bool isString(const json& value, std::string_view expected) {
+  return value.is_string() && value.get_ref<const std::string&>() == expected;
+}
+
+// The step's own container (Kubeflow v1 steps always run in `main`), or null.
+const json* mainContainer(const json& pod) {
+  const json& containers = memberOrNull(memberOrNull(pod, "spec"), "containers");
+  if (!containers.is_array()) return nullptr;
+  for (const json& container : containers) {
+    if (isString(memberOrNull(container, "name"), contract::kCachedStepContainerName)) {
+      return &container;
+    }
+  }
+  return nullptr;
+}
+
+// busybox's image runs as root; a pod that demands a non-root user without naming one gets this
+// one (nobody) for its echo, which needs no file it could not read.
+constexpr int64_t kEchoUserId = 65534;
+
+// The echo container's securityContext (cachedStepContainer in patch.h); null for none.
+json echoSecurityContext(const json& pod, const json* main) {
+  const json& spec = memberOrNull(pod, "spec");
+  const json& podContext = memberOrNull(spec, "securityContext");
+  const json& own = main != nullptr ? memberOrNull(*main, "securityContext") : nullJson();
+  json context;
+  if (own.is_object()) {
+    context = own;
+  } else if (isString(memberOrNull(memberOrNull(spec, "os"), "name"), "windows")) {
+    return json();  // these Linux fields are invalid on a Windows pod
+  } else {
+    context = json::object();
+    context["allowPrivilegeEscalation"] = false;
+    context["capabilities"] = json::object({{"drop", json::array({"ALL"})}});
+    context["seccompProfile"] = json::object({{"type", "RuntimeDefault"}});
+  }
+  const json& containerNonRoot = memberOrNull(context, "runAsNonRoot");
+  const bool nonRoot = containerNonRoot.is_null() ? isTrue(memberOrNull(podContext, "runAsNonRoot"))
+                                                  : isTrue(containerNonRoot);
+  const bool namesUser = !memberOrNull(context, "runAsUser").is_null() ||
+                         !memberOrNull(podContext, "runAsUser").is_null();
+  if (nonRoot && !namesUser) context["runAsUser"] = kEchoUserId;
+  return context;
+}
+
+// Room for the echo's one log line.
+constexpr std::string_view kEchoEphemeralStorage = "16Mi";
+
+// The echo container's resources (cachedStepContainer in patch.h).
+json echoResources(const json* main) {
+  const json& resources = main != nullptr ? memberOrNull(*main, "resources") : nullJson();
+  json amounts = json::object();
+  amounts["cpu"] = contract::kCachedStepCpuRequest;
+  amounts["memory"] = contract::kCachedStepMemoryRequest;
+  // A quota on ephemeral storage requires a limit for it too; only pods that declare it meet one.
+  for (const char* part : {"requests", "limits"}) {
+    if (hasMember(memberOrNull(resources, part), "ephemeral-storage")) {
+      amounts["ephemeral-storage"] = kEchoEphemeralStorage;
+    }
+  }
+  json out = json::object();
+  out["requests"] = amounts;
+  out["limits"] = std::move(amounts);
+  return out;
+}
+
+// The annotations a hit sets.
+StringMap hitAnnotations(const AdmissionDecision& decision, const Hit& hit, bool withOutputs) {
+  StringMap annotations{{contract::kExecutionCacheKeyAnnotation, decision.key}};
+  if (withOutputs)
+    annotations.emplace_back(contract::kArgoOutputsAnnotation, hit.outputs.argoOutputs);
+  if (decision.outputsDelivery == OutputsDelivery::kAnnotation) {
+    annotations.emplace_back(contract::kArgoReportOutputsCompleted, contract::kTrue);
+  }
+  return annotations;
+}
+
+// What Kubernetes counts against kAnnotationsSizeLimitBytes once `added` is set on the pod.
+std::size_t annotationBytesWith(const json& pod, const StringMap& added) {
+  std::size_t total = 0;
+  for (const auto& [key, value] : added) total += key.size() + value.size();
+  const json& existing = memberOrNull(memberOrNull(pod, "metadata"), "annotations");
+  if (!existing.is_object()) return total;
+  for (auto it = existing.begin(); it != existing.end(); ++it) {
+    const bool replaced = std::any_of(added.begin(), added.end(),
+                                      [&](const auto& entry) { return entry.first == it.key(); });
+    if (replaced) continue;
+    total += it.key().size();
+    if (it->is_string()) total += it->get_ref<const std::string&>().size();
+  }
+  return total;
+}
+
 }  // namespace
 
 std::string escapePointerToken(std::string_view token) {
@@ -139,7 +226,7 @@ std::string escapePointerToken(std::string_view token) {
   return out;
 }
 
-json cachedStepContainer(const AdmissionConfig& config) {
+json cachedStepContainer(const json& pod, const AdmissionConfig& config) {
   // The message carries literal double quotes, byte-identical to Kubeflow's cached pods.
   // (Appended piece by piece: GCC 12 with -fsanitize reports a false -Wrestrict on `"\"" + s`.)
   std::string message;
@@ -147,18 +234,32 @@ json cachedStepContainer(const AdmissionConfig& config) {
   message += '"';
   message += contract::kCachedStepMessage;
   message += '"';
-  json requests = json::object();
-  requests["cpu"] = contract::kCachedStepCpuRequest;
-  requests["memory"] = contract::kCachedStepMemoryRequest;
+  const json* main = mainContainer(pod);
   json container = json::object();
   container["name"] = contract::kCachedStepContainerName;
   container["image"] = config.cacheImage;
-  container["command"] = json::array();
-  container["command"].push_back("echo");
-  container["command"].push_back(message);
-  container["resources"] = json::object();
-  container["resources"]["requests"] = std::move(requests);
+  container["command"] = json::array({"echo", std::move(message)});
+  container["resources"] = echoResources(main);
+  if (json context = echoSecurityContext(pod, main); !context.is_null()) {
+    container["securityContext"] = std::move(context);
+  }
   return container;
+}
+
+HitAnnotationsFit hitAnnotationsFit(const json& pod, const AdmissionDecision& decision) {
+  const auto* hit = std::get_if<Hit>(&decision.outcome);
+  if (hit == nullptr) return HitAnnotationsFit::kWithOutputs;
+  if (annotationBytesWith(pod, hitAnnotations(decision, *hit, true)) <=
+      kAnnotationsSizeLimitBytes) {
+    return HitAnnotationsFit::kWithOutputs;
+  }
+  // Argo reads the outputs annotation only when it is how they are delivered (Argo <= 3.5).
+  if (decision.outputsDelivery == OutputsDelivery::kTaskResult &&
+      annotationBytesWith(pod, hitAnnotations(decision, *hit, false)) <=
+          kAnnotationsSizeLimitBytes) {
+    return HitAnnotationsFit::kWithoutOutputs;
+  }
+  return HitAnnotationsFit::kTooLarge;
 }
 
 std::optional<JsonPatch> buildPatch(const json& pod, const AdmissionDecision& decision,
@@ -167,22 +268,20 @@ std::optional<JsonPatch> buildPatch(const json& pod, const AdmissionDecision& de
                           std::holds_alternative<Miss>(decision.outcome);
   if (!changesPod) return std::nullopt;
   PatchWriter patch;
-  if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
+  const auto* hit = std::get_if<Hit>(&decision.outcome);
+  const HitAnnotationsFit fit = hitAnnotationsFit(pod, decision);
+  if (hit != nullptr && fit != HitAnnotationsFit::kTooLarge) {
     const json& spec = memberOrNull(pod, "spec");
-    patch.cachedStepContainers(config);
+    patch.cachedStepContainers(pod, config);
     if (!config.keepNodeRestrictions) {
       if (hasMember(spec, "affinity")) patch.operation("remove", "/spec/affinity");
       if (hasMember(spec, "nodeSelector")) patch.operation("remove", "/spec/nodeSelector");
     }
     if (hasMember(spec, "initContainers")) patch.operation("remove", "/spec/initContainers");
-    // The outputs annotation is restored in every mode: Argo <= 3.5 reads it, later lines ignore
-    // it. Argo 3.5.11-3.5.15 read it only next to report-outputs-completed.
-    StringMap annotations{{contract::kExecutionCacheKeyAnnotation, decision.key},
-                          {contract::kArgoOutputsAnnotation, hit->outputs.argoOutputs}};
-    if (decision.outputsDelivery == OutputsDelivery::kAnnotation) {
-      annotations.emplace_back(contract::kArgoReportOutputsCompleted, contract::kTrue);
-    }
-    patch.addToMetadataMap(pod, "annotations", std::move(annotations));
+    // The outputs annotation is restored in every mode where it fits: Argo <= 3.5 reads it, later
+    // lines ignore it. Argo 3.5.11-3.5.15 read it only next to report-outputs-completed.
+    patch.addToMetadataMap(pod, "annotations",
+                           hitAnnotations(decision, *hit, fit == HitAnnotationsFit::kWithOutputs));
     const std::string entryId = std::to_string(hit->entryId);
     patch.addToMetadataMap(pod, "labels",
                            {{contract::kCacheIdLabel, entryId},
@@ -191,7 +290,8 @@ std::optional<JsonPatch> buildPatch(const json& pod, const AdmissionDecision& de
                             {contract::kMetadataWrittenLabel, contract::kTrue}});
     return std::move(patch).finish();
   }
-  // A miss: the key annotation and an empty cache_id label, as Kubeflow's own webhook adds.
+  // A miss (or a hit too large to admit): the key annotation and an empty cache_id label, as
+  // Kubeflow's own webhook adds.
   patch.addToMetadataMap(pod, "annotations",
                          {{contract::kExecutionCacheKeyAnnotation, decision.key}});
   patch.addToMetadataMap(pod, "labels", {{contract::kCacheIdLabel, ""}});

@@ -111,7 +111,9 @@ class AdmissionLogicTest : public ::testing::Test {
     EXPECT_EQ(pod["spec"]["containers"][0], json::parse(R"({"name":"main",
         "image":"ghcr.io/containerd/busybox",
         "command":["echo","\"This step output is taken from cache.\""],
-        "resources":{"requests":{"cpu":"10m","memory":"16Mi"}}})"));
+        "resources":{"requests":{"cpu":"10m","memory":"16Mi"},"limits":{"cpu":"10m","memory":"16Mi"}},
+        "securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},
+                           "seccompProfile":{"type":"RuntimeDefault"}}})"));
     EXPECT_FALSE(pod["spec"].contains("initContainers"));
     EXPECT_FALSE(pod["spec"].contains("affinity"));
     EXPECT_FALSE(pod["spec"].contains("nodeSelector"));

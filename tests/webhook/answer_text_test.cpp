@@ -49,7 +49,7 @@ std::optional<json> referencePatch(const json& pod, const AdmissionDecision& dec
   if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
     patch.push_back({{"op", "replace"},
                      {"path", "/spec/containers"},
-                     {"value", json::array({cachedStepContainer(config)})}});
+                     {"value", json::array({cachedStepContainer(pod, config)})}});
     if (!config.keepNodeRestrictions) {
       if (has(pod, "affinity")) patch.push_back({{"op", "remove"}, {"path", "/spec/affinity"}});
       if (has(pod, "nodeSelector")) {

@@ -218,7 +218,10 @@ class ArgoDeliveryTest : public ::testing::Test {
   static void expectEchoPod(const testing::AppliedAnswer& applied, int64_t id) {
     ASSERT_TRUE(applied.hasPatch);
     const json& pod = applied.patchedPod;
-    EXPECT_EQ(pod["spec"]["containers"], json::array({cachedStepContainer(AdmissionConfig{})}));
+    // Built from the patched pod: the echo container inherits from `main`, so it is what
+    // cachedStepContainer makes of itself.
+    EXPECT_EQ(pod["spec"]["containers"],
+              json::array({cachedStepContainer(pod, AdmissionConfig{})}));
     EXPECT_FALSE(pod["spec"].contains("initContainers"));
     EXPECT_EQ(cacheIdOf(applied), std::to_string(id));
     EXPECT_EQ(pod["metadata"]["labels"][std::string(contract::kReusedFromCacheLabel)], "true");

@@ -259,7 +259,7 @@ TEST(HitPatch, AnnotationDeliverySaysOutputsAreCompleteTaskResultDeliveryDoesNot
     const json& annotations = patched["metadata"]["annotations"];
     // Restored in every mode; the echo container is the same in every mode.
     EXPECT_EQ(annotations[std::string(contract::kArgoOutputsAnnotation)], R"({"parameters":[]})");
-    EXPECT_EQ(patched["spec"]["containers"], json::array({cachedStepContainer(config)}));
+    EXPECT_EQ(patched["spec"]["containers"], json::array({cachedStepContainer(pod, config)}));
     EXPECT_FALSE(patched["spec"].contains("initContainers"));
     EXPECT_EQ(annotations.contains(std::string(contract::kArgoReportOutputsCompleted)),
               delivery == OutputsDelivery::kAnnotation);
