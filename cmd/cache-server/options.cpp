@@ -101,8 +101,9 @@ void addOptions(CLI::App& app, Options& options) {
   app.add_option("--client-ca-file", options.clientCaFile,
                  "PEM CA bundle: the webhook port then requires a client certificate signed by "
                  "it (kube-apiserver's, see README), failing the TLS handshake otherwise; "
-                 "reloaded when the file changes. Empty: no client authentication")
-      ->envname("KCACHE_CLIENT_CA_FILE");
+                 "reloaded when the file changes. Not given: no client authentication")
+      ->envname("KCACHE_CLIENT_CA_FILE")
+      ->check(cmd::nonEmpty("a PEM CA bundle file"));
   app.add_option("--watch", options.watch,
                  "Run the watcher (on the elected leader) that records completed steps; it starts "
                  "only when a cluster configuration is found (--kubeconfig, $KUBECONFIG, or "
