@@ -246,8 +246,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void onHandshake(beast::error_code error) {
     if (error) {
-      // Also how a missing or untrusted client certificate ends: no HTTP is ever read.
-      shared_.handshakeFailures.inc();
+      // Also how a missing or untrusted client certificate ends: no HTTP is ever read. A
+      // connection pushed out at the cap during its handshake is counted there, not here.
+      if (error != net::error::operation_aborted) shared_.handshakeFailures.inc();
       spdlog::debug("TLS handshake failed: {}", error.message());
       return;  // the socket closes with the session
     }

@@ -81,8 +81,12 @@ def test_a_miss_is_recorded_and_the_next_run_is_created_as_the_cached_pod(cluste
     step.api.delete(object_path(ARGO, "Workflow", step.namespace, "run2"))
     wait_until(lambda: not step.api.exists(result_path), 60, "the garbage collector to delete the task result")
 
-    # The review the API server sent was admission.k8s.io/v1 (the chart offers v1 and v1beta1).
-    assert "admission.k8s.io/v1beta1" not in cluster.replicas[0].log_text()
+    # The registration as the API server stored it: the chart's v1 first (the API server sends
+    # the first version it supports, so these were v1 reviews), its failure policy and timeout.
+    registration = cluster.admin.get("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
+                                     + cluster.webhook_configuration["metadata"]["name"])["webhooks"][0]
+    assert registration["admissionReviewVersions"][0] == "v1"
+    assert (registration["failurePolicy"], registration["sideEffects"]) == ("Ignore", "NoneOnDryRun")
 
 
 def test_a_server_side_dry_run_creates_nothing(cluster, namespace):

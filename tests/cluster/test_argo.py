@@ -4,7 +4,8 @@ A two-step pipeline as Kubeflow Pipelines v1 compiles it: `produce` writes an ou
 an output artifact, `consume` takes both as inputs. Run 1 misses and is recorded; in run 2
 `produce` is served from the cache, and it is Argo's own controller that must mark the node
 Succeeded with the replayed outputs, hand the same parameter value and artifact key to `consume`,
-and finish the workflow; the controller then deletes the task result kcache replayed, as it deletes
+and finish the workflow, also when the step's template is large enough for Argo to offload it to
+a ConfigMap; the controller then deletes the task result kcache replayed, as it deletes
 its executors' own.
 
 The controller's pods never run: the test plays the kubelet (pods/status) and, for pods that do
@@ -32,8 +33,10 @@ KFP_STEP_METADATA = {
 }
 
 
-def pipeline(name: str, namespace: str) -> dict:
-    return {
+def pipeline(name: str, namespace: str, padding: int = 0) -> dict:
+    """The pipeline; `padding` bytes in an environment variable of produce's container make its
+    template that much larger (over 128 KiB, Argo moves ARGO_TEMPLATE into a ConfigMap)."""
+    workflow = {
         "apiVersion": ARGO, "kind": "Workflow",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"pipelines.kubeflow.org/kfp_sdk_version": "1.8.22"}},
@@ -63,12 +66,21 @@ def pipeline(name: str, namespace: str) -> dict:
                                "args": ["cat /tmp/inputs/model/data; echo {{inputs.parameters.accuracy}}"]}},
             ]},
     }
+    if padding:
+        produce = workflow["spec"]["templates"][1]
+        produce["container"]["env"] = [{"name": "PADDING", "value": "p" * padding}]
+    return workflow
 
 
-def argo_template(pod: dict) -> dict:
+def argo_template(api, pod: dict) -> dict:
+    """The pod's template: its ARGO_TEMPLATE, or the ConfigMap Argo offloaded it to."""
     for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
         for variable in container.get("env", []):
             if variable["name"] == "ARGO_TEMPLATE":
+                if variable["value"] == "offloaded":
+                    meta = pod["metadata"]
+                    config = api.get(f"/api/v1/namespaces/{meta['namespace']}/configmaps/{meta['name']}")
+                    return json.loads(config["data"]["ARGO_TEMPLATE"])
                 return json.loads(variable["value"])
     raise AssertionError(f"no ARGO_TEMPLATE on {pod['metadata']['name']}")
 
@@ -83,7 +95,7 @@ class ArgoCluster:
     def executor_outputs(self, pod: dict) -> dict:
         """What the executor reports for a pod that ran: each output as its template declares it,
         artifacts stored under the template's archive location."""
-        template = argo_template(pod)
+        template = argo_template(self.api, pod)
         outputs: dict = {}
         declared = template.get("outputs", {})
         if declared.get("parameters"):
@@ -165,26 +177,30 @@ def argo(request, cluster):
     controller.stop()
 
 
-def test_a_real_controller_consumes_replayed_outputs(cluster, namespace, argo):
+@pytest.mark.parametrize("padding", [0, 140 * 1024], ids=["inline", "offloaded"])
+def test_a_real_controller_consumes_replayed_outputs(cluster, namespace, argo, padding):
     step = Step(cluster, namespace(f"kfp-argo-{argo.line}"))
     kubelet = ArgoCluster(step)
     # The controller is the line's own release (its startup log names the version stamped in).
     version = {"v4": "v4.0.5", "v3": "v3.7.4"}[argo.line]
     assert version in argo.process.log.read_text(errors="replace")
 
-    step.api.create(pipeline("run1", step.namespace))
+    step.api.create(pipeline("run1", step.namespace, padding))
     run1 = kubelet.run("run1")
     assert run1["status"]["phase"] == "Succeeded", argo.process.tail()
     produced = node(run1, "produce")["outputs"]
     model_key = produced["artifacts"][0]["s3"]["key"]
     produce1 = kubelet.pod_of("run1", "produce")
+    offloaded = any(v.get("value") == "offloaded" for c in produce1["spec"].get("initContainers", [])
+                    for v in c.get("env", []))
+    assert offloaded == bool(padding)
     wait_until(lambda: step.cache_id(produce1["metadata"]["name"]), 60, "run 1's produce step to be recorded",
                cluster.logs)
     consume1 = kubelet.pod_of("run1", "consume")
     wait_until(lambda: step.cache_id(consume1["metadata"]["name"]), 60, "run 1's consume step to be recorded",
                cluster.logs)
 
-    step.api.create(pipeline("run2", step.namespace))
+    step.api.create(pipeline("run2", step.namespace, padding))
     run2 = kubelet.run("run2")
     produce2 = kubelet.pod_of("run2", "produce")
     assert is_echo(produce2), cluster.logs()
