@@ -620,10 +620,19 @@ std::string sha256Hex(std::initializer_list<std::string_view> pieces) {
   struct ContextDeleter {
     void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
   };
-  const std::unique_ptr<EVP_MD_CTX, ContextDeleter> context(EVP_MD_CTX_new());
+  struct DigestDeleter {
+    void operator()(EVP_MD* digest) const { EVP_MD_free(digest); }
+  };
+  // Fetched once and a context per thread: OpenSSL 3 looks the algorithm up on every
+  // EVP_sha256() initialisation and allocates a context, which costs as much as hashing a
+  // small template.
+  static const std::unique_ptr<EVP_MD, DigestDeleter> sha256(
+      EVP_MD_fetch(nullptr, "SHA256", nullptr));
+  thread_local const std::unique_ptr<EVP_MD_CTX, ContextDeleter> context(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digestLength = 0;
-  bool ok = context != nullptr && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1;
+  bool ok = sha256 != nullptr && context != nullptr &&
+            EVP_DigestInit_ex(context.get(), sha256.get(), nullptr) == 1;
   for (std::string_view piece : pieces) {
     ok = ok && EVP_DigestUpdate(context.get(), piece.data(), piece.size()) == 1;
   }
