@@ -184,7 +184,7 @@ int run(cache_server::Options& options, const sigset_t& signals) {
           "{}=audit: after a miss, entries written before Kubeflow 2.18 (no namespace, so no "
           "known owner) may be reused in any namespace, which weakens namespace isolation; each "
           "reuse is logged as finding=ownership_unknown and counted in "
-          "kcache_legacy_cache_reuse_total. Kubeflow plans to remove this mode in 3.0.",
+          "kcache_legacy_cache_reuse_total. Kubeflow plans to remove audit mode in 3.0.",
           cmd::kLegacyCacheModeVariable);
     } else {
       spdlog::warn(
