@@ -14,7 +14,6 @@
 #include <boost/beast/core.hpp>
 #include <fstream>
 #include <future>
-#include <regex>
 #include <thread>
 
 #include "core/logging.h"
@@ -332,6 +331,19 @@ TEST(AttackExhaustionTest, LargeReviewsBeyondTheirSlotsAreAllowedUntouchedNeverD
 
 // --- Log injection ---------------------------------------------------------------------------
 
+// "<prefix>2026-12-06T09:22:30.522Z" at the start of the line, as configureLogging writes it.
+bool startsAsALogLine(std::string_view line, std::string_view prefix) {
+  constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd.dddZ";
+  if (line.substr(0, prefix.size()) != prefix) return false;
+  line.remove_prefix(prefix.size());
+  if (line.size() < kShape.size()) return false;
+  for (std::size_t i = 0; i < kShape.size(); ++i) {
+    const bool digit = line[i] >= '0' && line[i] <= '9';
+    if (kShape[i] == 'd' ? !digit : line[i] != kShape[i]) return false;
+  }
+  return true;
+}
+
 TEST(AttackLogInjectionTest, HostileReviewStringsAreLoggedEscapedTruncatedOnOneLine) {
   testing::MemoryLookup memory;
   // A name that tries to start a forged log line, to recolour the terminal, and to be 10 KB.
@@ -354,13 +366,11 @@ TEST(AttackLogInjectionTest, HostileReviewStringsAreLoggedEscapedTruncatedOnOneL
       server.server().stop();
     });
     core::configureLogging(core::LogFormat::kText, "info");
-    const std::regex lineStart(format == core::LogFormat::kJson
-                                   ? R"(^\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",.*\}$)"
-                                   : R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \w+ .*$)");
+    const std::string_view prefix = format == core::LogFormat::kJson ? R"({"ts":")" : "";
     int mentions = 0;
     for (const auto& line : testing::splitLines(output)) {
       // Every line is one whole event: nothing the attacker sent started a line of its own.
-      EXPECT_TRUE(std::regex_match(line, lineStart)) << line.substr(0, 200);
+      EXPECT_TRUE(startsAsALogLine(line, prefix)) << line.substr(0, 200);
       EXPECT_EQ(line.find('\x1b'), std::string::npos);
       EXPECT_EQ(line.find('\r'), std::string::npos);
       EXPECT_EQ(line.find("\xc2\x9b"), std::string::npos);
