@@ -1,5 +1,6 @@
 #pragma once
-// Reads the JSON-lines vector files under tests/data (copies of ../shared/vectors).
+// Reads the JSON-lines vector files under tests/data (keys.jsonl, namespaced-keys.jsonl,
+// staleness.jsonl: the reference keys and durations kcache must reproduce).
 #include <fstream>
 #include <stdexcept>
 #include <string>
