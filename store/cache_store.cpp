@@ -59,16 +59,6 @@ CacheEntry toEntry(const pqxx::row& row) {
   return entry;
 }
 
-std::string arrayLiteral(const std::vector<int64_t>& values) {
-  std::string literal = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) literal += ',';
-    literal += std::to_string(values[i]);
-  }
-  literal += '}';
-  return literal;
-}
-
 StoreOptions withBoundedConnect(StoreOptions options) {
   options.dsn = withConnectTimeout(options.dsn, kDefaultConnectTimeoutSeconds);
   return options;
@@ -204,8 +194,8 @@ class CacheStore::Impl {
     if (batch.empty()) return;
     std::vector<int64_t> ids, counts, lasts;
     auto writeChunk = [&] {
-      const std::string idArray = arrayLiteral(ids), countArray = arrayLiteral(counts),
-                        lastArray = arrayLiteral(lasts);
+      const std::string idArray = sql::arrayLiteral(ids), countArray = sql::arrayLiteral(counts),
+                        lastArray = sql::arrayLiteral(lasts);
       withConnection("store hit flush", options_.writeTimeout, [&](pqxx::connection& connection) {
         pqxx::work txn(connection);
         setLocalTimeout(txn, options_.writeTimeout);

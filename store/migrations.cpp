@@ -5,28 +5,10 @@
 #include <map>
 
 #include "core/execution_key.h"
+#include "store/sql.h"
 
 namespace kcache::store {
 namespace {
-
-std::string bigintArray(const std::vector<int64_t>& values) {
-  std::string literal = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) literal += ',';
-    literal += std::to_string(values[i]);
-  }
-  return literal + '}';
-}
-
-// Keys are 64 lower-case hex characters: nothing in them needs quoting in an array literal.
-std::string textArray(const std::vector<std::string>& values) {
-  std::string literal = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) literal += ',';
-    literal += values[i];
-  }
-  return literal + '}';
-}
 
 void setStatementTimeout(pqxx::transaction_base& txn, std::chrono::milliseconds timeout) {
   txn.exec("SET LOCAL statement_timeout = " + std::to_string(timeout.count()));
@@ -123,10 +105,10 @@ KeyConversionResult convertNamespaceEntriesToBoundKeys(pqxx::connection& connect
     }
     if (!doomed.empty()) {
       txn.exec_params(R"sql(DELETE FROM execution_caches WHERE "ID" = ANY($1::bigint[]))sql",
-                      bigintArray(doomed));
+                      sql::arrayLiteral(doomed));
     }
     if (!ids.empty()) {
-      const std::string idArray = bigintArray(ids), keyArray = textArray(keys);
+      const std::string idArray = sql::arrayLiteral(ids), keyArray = sql::arrayLiteral(keys);
       // An entry may already hold the new key (Kubeflow 2.18 wrote it into the same database):
       // of the two, the newer one stays.
       txn.exec_params(R"sql(

@@ -1,8 +1,28 @@
 #pragma once
 // The statements CacheStore prepares on every connection. Only parameters, never spliced values.
+#include <cstdint>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 namespace kcache::store::sql {
+
+// A PostgreSQL array literal ({1,2,3}) of numbers or of lower-case hex keys, passed as one
+// parameter and cast in the statement (libpqxx 6.4 has no array parameters). Nothing in such
+// values needs quoting.
+template <typename Value>
+std::string arrayLiteral(const std::vector<Value>& values) {
+  std::string literal = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) literal += ',';
+    if constexpr (std::is_arithmetic_v<Value>) {
+      literal += std::to_string(values[i]);
+    } else {
+      literal += values[i];
+    }
+  }
+  return literal + '}';
+}
 
 inline constexpr const char* kEntryColumns =
     R"("ID", "ExecutionCacheKey", "Namespace", "PodName", "ExecutionTemplate", "ExecutionOutput",

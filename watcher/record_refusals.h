@@ -3,6 +3,7 @@
 // refusal is counted by reason in kcache_watcher_record_refusals_total{reason}, and logged once
 // per pod, however many events the pod produces.
 #include <cstddef>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -25,7 +26,7 @@ class RecordRefusals {
   // logged a second time, never counted twice for the same event stream position).
   static constexpr std::size_t kRememberedPods = 10000;
 
-  core::MetricsRegistry& registry_;
+  std::map<SkipReason, core::Counter*> counters_;  // one per refusal reason, registered once
   std::mutex mutex_;
   std::unordered_set<std::string> reported_;
 };

@@ -113,9 +113,17 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
     return complete(std::get<PendingLookup>(resolved), started, claim);
   }
   const auto& plan = pending.plan;
-  AdmissionDecision decision;
-  decision.key = plan.key;
   const int64_t now = now_();
+  // A failed lookup lets the pod through untouched (unless abandon() answered meanwhile).
+  auto storeFailed = [&](const std::string& what,
+                         const std::string& why) -> std::optional<ReviewAnswer> {
+    if (claim && !claim()) return std::nullopt;
+    storeErrors_.inc();
+    AdmissionDecision decision;
+    decision.key = plan.key;
+    decision.outcome = Failure{ErrorReason::kStoreUnavailable, what + " failed" + why};
+    return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+  };
   std::optional<store::CacheEntry> entry;
   const auto lookupStarted = Clock::now();
   try {
@@ -125,19 +133,11 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
     storeAnswered_.store(true, std::memory_order_relaxed);
   } catch (const std::exception& error) {
     storeLatency_.observe(secondsSince(lookupStarted));
-    if (claim && !claim()) return std::nullopt;
-    storeErrors_.inc();
-    decision.outcome =
-        Failure{ErrorReason::kStoreUnavailable,
-                "store lookup for key " + shortKey(plan.key) + " failed: " + error.what()};
-    return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+    return storeFailed("store lookup for key " + shortKey(plan.key),
+                       std::string(": ") + error.what());
   } catch (...) {
     storeLatency_.observe(secondsSince(lookupStarted));
-    if (claim && !claim()) return std::nullopt;
-    storeErrors_.inc();
-    decision.outcome = Failure{ErrorReason::kStoreUnavailable,
-                               "store lookup for key " + shortKey(plan.key) + " failed"};
-    return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+    return storeFailed("store lookup for key " + shortKey(plan.key), "");
   }
 
   // Audit mode: only a genuine miss (the store answered, no row) may fall back to a legacy row.
@@ -147,12 +147,8 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
       entry = lookup_.lookupLegacy(plan.legacyKey, plan.staleness.seconds, now);
       fromLegacyRow = entry.has_value();
     } catch (const std::exception& error) {
-      if (claim && !claim()) return std::nullopt;
-      storeErrors_.inc();
-      decision.outcome = Failure{ErrorReason::kStoreUnavailable,
-                                 "store lookup of a legacy row for key " +
-                                     shortKey(plan.legacyKey) + " failed: " + error.what()};
-      return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
+      return storeFailed("store lookup of a legacy row for key " + shortKey(plan.legacyKey),
+                         std::string(": ") + error.what());
     }
   }
 

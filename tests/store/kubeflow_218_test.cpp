@@ -52,15 +52,6 @@ std::string kubeflowInsert(const std::string& key, int step, const std::string& 
   return statement + ");";
 }
 
-// The table as Kubeflow's GORM AutoMigrate leaves it on PostgreSQL, before 2.18.
-constexpr const char* kKubeflowSchema = R"(
-  CREATE TABLE "execution_caches" ("ID" bigserial,"ExecutionCacheKey" text NOT NULL,
-    "ExecutionTemplate" text NOT NULL,"ExecutionOutput" text NOT NULL,
-    "MaxCacheStaleness" bigint NOT NULL,"StartedAtInSec" bigint NOT NULL,
-    "EndedAtInSec" bigint NOT NULL,PRIMARY KEY ("ID"));
-  CREATE INDEX IF NOT EXISTS "idx_cache_key" ON "execution_caches" ("ExecutionCacheKey");
-  CREATE INDEX IF NOT EXISTS "composite_id_idx" ON "execution_caches" ("ID","StartedAtInSec");)";
-
 // What Kubeflow 2.18 adds at startup: the namespace column and its non-unique index.
 constexpr const char* kKubeflow218Additions = R"(
   ALTER TABLE "execution_caches" ADD COLUMN "Namespace" text NOT NULL DEFAULT '';
@@ -305,31 +296,9 @@ TEST_F(Kubeflow218Test, ServersMigratingAtOnceConvertEachEntryOnce) {
   for (int step = 1; step <= kSteps; ++step) {
     oldKcacheRow(step, step % 2 ? "team-a" : "team-b", "out-" + std::to_string(step), now - step);
   }
-  constexpr int kServers = 3;
-  std::vector<std::unique_ptr<CacheStore>> stores;
-  for (int i = 0; i < kServers; ++i) {
-    StoreOptions opts = options();
-    opts.migrateOnOpen = false;
-    stores.push_back(std::make_unique<CacheStore>(opts));
-  }
-  std::atomic<int> ready{0};
-  std::atomic<int> applied{0};
-  std::vector<std::string> errors(kServers);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kServers; ++i) {
-    threads.emplace_back([&, i] {
-      ready.fetch_add(1);
-      while (ready.load() < kServers) std::this_thread::yield();
-      try {
-        applied.fetch_add(stores[i]->migrate());
-      } catch (const std::exception& error) {
-        errors[i] = error.what();
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  for (const auto& error : errors) EXPECT_EQ(error, "");
-  EXPECT_EQ(applied.load(), 2);  // migrations 4 and 5, once in all
+  const auto migrated = migrateConcurrently(3);
+  const auto& stores = migrated.stores;
+  EXPECT_EQ(migrated.applied, 2);  // migrations 4 and 5, once in all
   EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations WHERE version = 5"), 1);
   EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), kSteps);
   for (int step = 1; step <= kSteps; ++step) {

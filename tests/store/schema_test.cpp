@@ -14,15 +14,6 @@
 namespace kcache::store::testing {
 namespace {
 
-// The table as Kubeflow Pipelines' GORM AutoMigrate leaves it on PostgreSQL.
-constexpr const char* kKubeflowSchema = R"(
-  CREATE TABLE "execution_caches" ("ID" bigserial,"ExecutionCacheKey" text NOT NULL,
-    "ExecutionTemplate" text NOT NULL,"ExecutionOutput" text NOT NULL,
-    "MaxCacheStaleness" bigint NOT NULL,"StartedAtInSec" bigint NOT NULL,
-    "EndedAtInSec" bigint NOT NULL,PRIMARY KEY ("ID"));
-  CREATE INDEX IF NOT EXISTS "idx_cache_key" ON "execution_caches" ("ExecutionCacheKey");
-  CREATE INDEX IF NOT EXISTS "composite_id_idx" ON "execution_caches" ("ID","StartedAtInSec");)";
-
 std::string kubeflowRow(const std::string& key, const std::string& output, int64_t maxStaleness,
                         int64_t startedAt) {
   return "INSERT INTO execution_caches (\"ExecutionCacheKey\", \"ExecutionTemplate\", "
@@ -145,31 +136,9 @@ TEST_F(StoreTest, ExistingNamespaceColumnFromNewerKubeflowKeepsItsOwners) {
 }
 
 TEST_F(StoreTest, StoresMigratingAtOnceApplyEachMigrationOnce) {
-  constexpr int kServers = 4;
-  std::vector<std::unique_ptr<CacheStore>> stores;
-  for (int i = 0; i < kServers; ++i) {
-    StoreOptions opts = options();
-    opts.migrateOnOpen = false;
-    stores.push_back(std::make_unique<CacheStore>(opts));
-  }
-  std::atomic<int> ready{0};
-  std::atomic<int> applied{0};
-  std::vector<std::string> errors(kServers);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kServers; ++i) {
-    threads.emplace_back([&, i] {
-      ready.fetch_add(1);
-      while (ready.load() < kServers) std::this_thread::yield();
-      try {
-        applied.fetch_add(stores[i]->migrate());
-      } catch (const std::exception& error) {
-        errors[i] = error.what();
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  for (const auto& error : errors) EXPECT_EQ(error, "");
-  EXPECT_EQ(applied.load(), 5);
+  const auto migrated = migrateConcurrently(4);
+  const auto& stores = migrated.stores;
+  EXPECT_EQ(migrated.applied, 5);
   EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 5);
   const int64_t id = stores[0]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10));
   EXPECT_EQ(stores[1]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10)), id);

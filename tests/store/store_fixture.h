@@ -3,15 +3,27 @@
 // directly with SQL.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/execution_key.h"
 #include "store/cache_store.h"
 #include "tests/support/postgres_server.h"
 
 namespace kcache::store::testing {
+
+// The table as Kubeflow Pipelines' GORM AutoMigrate leaves it on PostgreSQL, before 2.18.
+inline constexpr const char* kKubeflowSchema = R"(
+  CREATE TABLE "execution_caches" ("ID" bigserial,"ExecutionCacheKey" text NOT NULL,
+    "ExecutionTemplate" text NOT NULL,"ExecutionOutput" text NOT NULL,
+    "MaxCacheStaleness" bigint NOT NULL,"StartedAtInSec" bigint NOT NULL,
+    "EndedAtInSec" bigint NOT NULL,PRIMARY KEY ("ID"));
+  CREATE INDEX IF NOT EXISTS "idx_cache_key" ON "execution_caches" ("ExecutionCacheKey");
+  CREATE INDEX IF NOT EXISTS "composite_id_idx" ON "execution_caches" ("ID","StartedAtInSec");)";
 
 inline std::string keyOf(char c) {
   return std::string(64, c);
@@ -69,6 +81,41 @@ class StoreTest : public ::testing::Test {
   }
 
   int64_t scalar(const std::string& statement) { return sql(statement)[0][0].as<int64_t>(); }
+
+  // `servers` stores opened on this database without migrating, then migrated all at once, as
+  // replicas starting together do. Returns the first store and how many migrations were applied
+  // in all; every migrate() must succeed.
+  struct ConcurrentMigration {
+    std::vector<std::unique_ptr<CacheStore>> stores;
+    int applied = 0;
+  };
+  ConcurrentMigration migrateConcurrently(int servers) {
+    ConcurrentMigration result;
+    for (int i = 0; i < servers; ++i) {
+      StoreOptions opts = options();
+      opts.migrateOnOpen = false;
+      result.stores.push_back(std::make_unique<CacheStore>(opts));
+    }
+    std::atomic<int> ready{0};
+    std::atomic<int> applied{0};
+    std::vector<std::string> errors(static_cast<std::size_t>(servers));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < servers; ++i) {
+      threads.emplace_back([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < servers) std::this_thread::yield();
+        try {
+          applied.fetch_add(result.stores[static_cast<std::size_t>(i)]->migrate());
+        } catch (const std::exception& error) {
+          errors[static_cast<std::size_t>(i)] = error.what();
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const auto& error : errors) EXPECT_EQ(error, "");
+    result.applied = applied.load();
+    return result;
+  }
 
   std::string dsn_;
   std::unique_ptr<CacheStore> store_;
