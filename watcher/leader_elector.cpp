@@ -7,12 +7,12 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <stdexcept>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "kube/cluster_config.h"
-#include "watcher/backoff.h"
 
 namespace kcache::watcher {
 namespace {
@@ -59,9 +59,35 @@ std::string defaultIdentity() {
   return "kcache-" + std::to_string(getpid());
 }
 
+void validate(const LeaderElectionConfig& config) {
+  const auto ms = [](std::chrono::milliseconds duration) {
+    return std::to_string(duration.count()) + " ms";
+  };
+  const std::string where = "leader election on lease " + config.leaseName + ": ";
+  if (config.leaseName.empty()) throw std::invalid_argument(where + "the lease name is empty");
+  if (config.retryPeriod.count() <= 0) {
+    throw std::invalid_argument(where + "the retry period (" + ms(config.retryPeriod) +
+                                ") must be positive");
+  }
+  if (config.renewDeadline * 10 <= config.retryPeriod * 12) {
+    throw std::invalid_argument(where + "the renew deadline (" + ms(config.renewDeadline) +
+                                ") must be longer than 1.2 x the retry period (" +
+                                ms(config.retryPeriod) + ")");
+  }
+  if (config.leaseDuration <= config.renewDeadline) {
+    throw std::invalid_argument(where + "the lease duration (" + ms(config.leaseDuration) +
+                                ") must be longer than the renew deadline (" +
+                                ms(config.renewDeadline) + ")");
+  }
+  if (!config.clock.now || !config.clock.sleep) {
+    throw std::invalid_argument(where + "the clock is incomplete");
+  }
+}
+
 LeaderElector::LeaderElector(kube::KubeApi& api, LeaderElectionConfig config,
                              WatcherMetrics& metrics)
     : api_(api), config_(std::move(config)), metrics_(metrics) {
+  validate(config_);
   if (config_.identity.empty()) config_.identity = defaultIdentity();
   if (config_.leaseNamespace.empty()) config_.leaseNamespace = defaultLeaseNamespace();
 }
@@ -96,14 +122,14 @@ LeaderElector::Attempt LeaderElector::tryAcquireOrRenew() {
                                 {"metadata", {{"name", name}, {"namespace", ns}}},
                                 {"spec", leaseSpec(nullptr)}};
       lastLease_ = api_.create(kube::resources::kLeases, ns, created);
-      observedAt_ = std::chrono::steady_clock::now();
+      observedAt_ = config_.clock.now();
       return Attempt::kAcquired;
     }
     const nlohmann::json spec = lease->value("spec", nlohmann::json::object());
     const std::string holder = spec.value("holderIdentity", "");
     const std::string renewTime = spec.value("renewTime", "");
     const std::string version = stringAt(*lease, "metadata", "resourceVersion");
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = config_.clock.now();
     if (holder != observedHolder_ || renewTime != observedRenewTime_ ||
         observedAt_ == std::chrono::steady_clock::time_point{}) {
       observedHolder_ = holder;
@@ -157,25 +183,25 @@ void LeaderElector::run(std::stop_token stop, const LeadFunction& lead) {
   while (!stop.stop_requested()) {
     // Campaign.
     if (tryAcquireOrRenew() != Attempt::kAcquired) {
-      sleepFor(config_.retryPeriod, stop);
+      config_.clock.sleep(config_.retryPeriod, stop);
       continue;
     }
     spdlog::info("leader election: {} leads (lease {}/{})", config_.identity,
                  config_.leaseNamespace, config_.leaseName);
     leading_ = true;
     metrics_.leader.set(1);
-    metrics_.leaderTransitions.inc();
+    metrics_.leaderTransitions.inc();  // counts becoming leader; stepping down is not counted
     std::jthread leader([&lead](std::stop_token leadStop) { lead(leadStop); });
     // Stop leading the moment the outer stop is requested, not only at the next renewal.
     std::stop_callback stopLeading(stop, [&leader] { leader.request_stop(); });
 
-    auto lastRenew = std::chrono::steady_clock::now();
+    auto lastRenew = config_.clock.now();
     bool lost = false;
     while (!stop.stop_requested()) {
-      if (!sleepFor(config_.retryPeriod, stop)) break;
+      if (!config_.clock.sleep(config_.retryPeriod, stop)) break;
       const Attempt attempt = tryAcquireOrRenew();
       if (attempt == Attempt::kAcquired) {
-        lastRenew = std::chrono::steady_clock::now();
+        lastRenew = config_.clock.now();
         continue;
       }
       if (attempt == Attempt::kHeldByOther) {
@@ -184,7 +210,7 @@ void LeaderElector::run(std::stop_token stop, const LeadFunction& lead) {
         lost = true;
         break;
       }
-      if (std::chrono::steady_clock::now() - lastRenew >= config_.renewDeadline) {
+      if (config_.clock.now() - lastRenew >= config_.renewDeadline) {
         spdlog::warn("leader election: {} could not renew lease {}/{} within {} ms, stepping down",
                      config_.identity, config_.leaseNamespace, config_.leaseName,
                      config_.renewDeadline.count());
@@ -196,7 +222,6 @@ void LeaderElector::run(std::stop_token stop, const LeadFunction& lead) {
     leader.join();
     leading_ = false;
     metrics_.leader.set(0);
-    metrics_.leaderTransitions.inc();
     if (lost) {
       lastLease_.reset();
     } else if (config_.releaseOnStop) {

@@ -13,9 +13,19 @@
 #include <nlohmann/json.hpp>
 
 #include "kube/kube_api.h"
+#include "watcher/backoff.h"
 #include "watcher/watcher_metrics.h"
 
 namespace kcache::watcher {
+
+// The time an election runs on: a monotonic clock and a sleep that a stop request cuts short
+// (returning false). Tests replace both to judge lease expiry without waiting for real time.
+struct ElectionClock {
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
+  std::function<bool(std::chrono::milliseconds, std::stop_token)> sleep = sleepFor;
+};
 
 struct LeaderElectionConfig {
   std::string leaseNamespace;
@@ -26,7 +36,14 @@ struct LeaderElectionConfig {
   std::chrono::milliseconds retryPeriod{2000};
   // Give the lease up on a clean stop, so another replica need not wait for it to expire.
   bool releaseOnStop = true;
+  ElectionClock clock;
 };
+
+// client-go's rules: every duration positive, lease duration > renew deadline > 1.2 x retry
+// period (the leader must get more than one jittered retry in before its deadline, and a
+// follower must not take a lease its leader could still renew). Throws std::invalid_argument
+// naming the values.
+void validate(const LeaderElectionConfig& config);
 
 // POD_NAMESPACE, else the service account's namespace file, else "default"; POD_NAME, else the
 // host name.
@@ -36,6 +53,7 @@ std::string defaultIdentity();
 class LeaderElector {
  public:
   using LeadFunction = std::function<void(std::stop_token)>;
+  // Throws std::invalid_argument when the timings break validate()'s rules.
   LeaderElector(kube::KubeApi& api, LeaderElectionConfig config, WatcherMetrics& metrics);
 
   // Campaigns until `stop` is requested. While this replica leads, `lead` runs on its own thread

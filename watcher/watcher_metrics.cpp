@@ -64,7 +64,7 @@ WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)
                                      "cache_id label patches that failed")),
       leader(registry.gauge("kcache_watcher_leader", "1 while this replica is the leader")),
       leaderTransitions(registry.counter("kcache_watcher_leader_transitions_total",
-                                         "Times this replica became or stopped being leader")),
+                                         "Times this replica became the leader")),
       queuedToLabelled(registry.histogram(
           "kcache_watcher_completion_to_label_seconds",
           "Seconds from seeing a completed pod to its cache_id label being set",

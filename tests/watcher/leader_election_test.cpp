@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include "kube/kube_client.h"
@@ -147,6 +149,106 @@ TEST_F(LeaderElectionTest, ALeaderThatCannotRenewStepsDownAfterTheRenewDeadline)
   // Once the API server answers again, it campaigns and (the lease being its own) leads again.
   ASSERT_TRUE(waitFor([&] { return a->isLeader(); }));
   a->stop();
+}
+
+// A clock that only moves when the elector sleeps: lease expiry is judged without real waiting.
+struct ManualClock {
+  std::atomic<int64_t> nowMs{3600 * 1000};  // not the epoch: the elector reads that as "never"
+  ElectionClock clock() {
+    ElectionClock clock;
+    clock.now = [this] {
+      return std::chrono::steady_clock::time_point(milliseconds(nowMs.load()));
+    };
+    clock.sleep = [this](milliseconds duration, std::stop_token stop) {
+      nowMs += duration.count();
+      std::this_thread::sleep_for(milliseconds(1));  // lets the test thread run
+      return !stop.stop_requested();
+    };
+    return clock;
+  }
+};
+
+TEST_F(LeaderElectionTest, ALeaseIsTakenOverOnlyOnceItsDurationHasPassedOnTheLocalClock) {
+  // Another replica holds the lease for 60 s and never renews it; its renewTime is from the
+  // distant past, which must not matter: expiry is judged from when this replica first saw it.
+  nlohmann::json lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                          {"kind", "Lease"},
+                          {"metadata", {{"name", kLeaseName}, {"namespace", kLeaseNamespace}}},
+                          {"spec",
+                           {{"holderIdentity", "replica-gone"},
+                            {"leaseDurationSeconds", 60},
+                            {"renewTime", "2001-01-01T00:00:00.000000Z"},
+                            {"leaseTransitions", 4}}}};
+  server_.putLease(lease);
+  ManualClock manual;
+  const int64_t startMs = manual.nowMs.load();
+  LeaderElectionConfig config = electedConfig("replica-b").election;
+  config.leaseDuration = milliseconds(15000);
+  config.renewDeadline = milliseconds(10000);
+  config.retryPeriod = milliseconds(2000);
+  config.clock = manual.clock();
+  auto api = kube::makeKubeClient(configFor(server_));
+  WatcherMetrics metrics(registryB_);
+  LeaderElector elector(*api, config, metrics);
+  std::atomic<int64_t> ledAtMs{-1};
+  std::jthread campaign([&](std::stop_token stop) {
+    elector.run(stop, [&](std::stop_token leading) {
+      ledAtMs = manual.nowMs.load();
+      while (!leading.stop_requested()) std::this_thread::sleep_for(milliseconds(5));
+    });
+  });
+  ASSERT_TRUE(waitFor([&] { return ledAtMs.load() >= 0; }));
+  // The lease's own 60 s count, not this replica's 15 s, and no more than one retry late.
+  EXPECT_GE(ledAtMs.load() - startMs, 60000);
+  EXPECT_LE(ledAtMs.load() - startMs, 60000 + 2000);
+  EXPECT_EQ(holder(server_), "replica-b");
+  EXPECT_EQ(server_.lease(kLeaseNamespace, kLeaseName)->at("spec").value("leaseTransitions", 0), 5);
+  campaign.request_stop();
+  campaign.join();
+  EXPECT_EQ(holder(server_), "");  // released on a clean stop
+  // Became leader once; stepping down is not a second transition.
+  EXPECT_EQ(registryB_.counter("kcache_watcher_leader_transitions_total", "").value(), 1);
+  EXPECT_EQ(registryB_.gauge("kcache_watcher_leader", "").value(), 0);
+}
+
+TEST(LeaderElectionConfig, TimingsFollowClientGosRules) {
+  LeaderElectionConfig config;
+  EXPECT_NO_THROW(validate(config));  // the defaults: 15 s, 10 s, 2 s
+
+  auto messageOf = [](const LeaderElectionConfig& bad) -> std::string {
+    try {
+      validate(bad);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  LeaderElectionConfig shortLease = config;
+  shortLease.leaseDuration = milliseconds(10000);
+  EXPECT_EQ(messageOf(shortLease),
+            "leader election on lease kcache-watcher: the lease duration (10000 ms) must be longer "
+            "than the renew deadline (10000 ms)");
+  LeaderElectionConfig tightDeadline = config;
+  tightDeadline.renewDeadline = milliseconds(2400);
+  EXPECT_EQ(messageOf(tightDeadline),
+            "leader election on lease kcache-watcher: the renew deadline (2400 ms) must be longer "
+            "than 1.2 x the retry period (2000 ms)");
+  tightDeadline.renewDeadline = milliseconds(2401);
+  EXPECT_EQ(messageOf(tightDeadline), "accepted");
+  LeaderElectionConfig noRetry = config;
+  noRetry.retryPeriod = milliseconds(0);
+  EXPECT_EQ(messageOf(noRetry),
+            "leader election on lease kcache-watcher: the retry period (0 ms) must be positive");
+  LeaderElectionConfig noName = config;
+  noName.leaseName.clear();
+  EXPECT_NE(messageOf(noName).find("the lease name is empty"), std::string::npos);
+
+  // The elector refuses them as well, before it talks to any API server.
+  FakeKubeServer server;
+  auto api = kube::makeKubeClient(configFor(server));
+  core::MetricsRegistry registry;
+  WatcherMetrics metrics(registry);
+  EXPECT_THROW(LeaderElector(*api, shortLease, metrics), std::invalid_argument);
 }
 
 TEST(LeaderElector, MicroTimeFormat) {
