@@ -681,8 +681,12 @@ Expected<ExecutionKey, std::string> ExecutionKey::fromHex(std::string_view hex) 
   return ExecutionKey(std::string(hex));
 }
 
+std::string keyPreview(std::string_view key) {
+  return key.size() > 12 ? std::string(key.substr(0, 12)) + "…" : std::string(key);
+}
+
 std::string ExecutionKey::shortForm() const {
-  return hex_.substr(0, 12) + "…";
+  return keyPreview(hex_);
 }
 
 Expected<std::string, KeyError> canonicalTemplate(std::string_view argoTemplate) {

@@ -23,6 +23,10 @@ struct KeyError {
 
 std::string_view toString(KeyErrorKind kind);
 
+// How a key appears in logs and messages: its first 12 characters and an ellipsis (a shorter
+// text, such as a malformed key from a pod, as it is).
+std::string keyPreview(std::string_view key);
+
 // A lower-case hex SHA-256. Only computeExecutionKey and fromHex make one.
 class ExecutionKey {
  public:
@@ -30,7 +34,7 @@ class ExecutionKey {
   static Expected<ExecutionKey, std::string> fromHex(std::string_view hex);
 
   const std::string& hex() const noexcept { return hex_; }
-  // A short form for logs: the first 12 characters and an ellipsis.
+  // keyPreview(hex()).
   std::string shortForm() const;
 
   friend bool operator==(const ExecutionKey&, const ExecutionKey&) = default;

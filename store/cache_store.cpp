@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/execution_key.h"
 #include "store/connection_pool.h"
 #include "store/deadline_watchdog.h"
 #include "store/dsn.h"
@@ -24,13 +25,9 @@ using Clock = std::chrono::steady_clock;
 // wait for it longer than their own deadline).
 constexpr int kDefaultConnectTimeoutSeconds = 5;
 
-std::string keyPreview(std::string_view key) {
-  return key.size() > 12 ? std::string(key.substr(0, 12)) + "…" : std::string(key);
-}
-
 std::string describeRequest(std::string_view what, CacheScope scope, std::string_view ns,
                             std::string_view key) {
-  std::string text = "store " + std::string(what) + " for key " + keyPreview(key);
+  std::string text = "store " + std::string(what) + " for key " + core::keyPreview(key);
   text += scope == CacheScope::kCluster ? " (cluster scope)" : " in namespace " + std::string(ns);
   return text;
 }
@@ -128,7 +125,7 @@ class CacheStore::Impl {
 
   std::optional<CacheEntry> lookupLegacy(std::string_view key, int64_t podStaleness, int64_t now) {
     const std::string request =
-        "store lookup of a namespace-less legacy row for key " + keyPreview(key);
+        "store lookup of a namespace-less legacy row for key " + core::keyPreview(key);
     if (podStaleness == 0) return std::nullopt;
     const std::string keyText(key);
     return withConnection(request, options_.lookupTimeout, [&](pqxx::connection& connection) {

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/execution_key.h"
 #include "core/pod_contract.h"
 
 namespace kcache::watcher {
@@ -160,8 +161,8 @@ void PodRecorder::process(const std::string& id, Work work) {
     try {
       work.entryId = store_.record(config_.scope, work.plan.entry);
       metrics_.entriesRecorded.inc();
-      spdlog::info("watcher: recorded pod {}/{} key {}… as entry {}", pod.namespaceName, pod.name,
-                   work.plan.entry.key.substr(0, 12), *work.entryId);
+      spdlog::info("watcher: recorded pod {}/{} key {} as entry {}", pod.namespaceName, pod.name,
+                   core::keyPreview(work.plan.entry.key), *work.entryId);
     } catch (const std::exception& e) {
       metrics_.recordFailures.inc();
       retryLater(id, std::move(work), std::string("store write failed: ") + e.what());

@@ -4,6 +4,7 @@
 
 #include <exception>
 
+#include "core/execution_key.h"
 #include "webhook/patch.h"
 
 namespace kcache::webhook {
@@ -22,10 +23,6 @@ int64_t systemNowSeconds() {
 
 double secondsSince(AdmissionHandler::Clock::time_point started) {
   return std::chrono::duration<double>(AdmissionHandler::Clock::now() - started).count();
-}
-
-std::string shortKey(std::string_view key) {
-  return std::string(key.substr(0, 12)) + "…";
 }
 
 std::string podRef(const AdmissionRequest& request) {
@@ -133,11 +130,11 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
     storeAnswered_.store(true, std::memory_order_relaxed);
   } catch (const std::exception& error) {
     storeLatency_.observe(secondsSince(lookupStarted));
-    return storeFailed("store lookup for key " + shortKey(plan.key),
+    return storeFailed("store lookup for key " + core::keyPreview(plan.key),
                        std::string(": ") + error.what());
   } catch (...) {
     storeLatency_.observe(secondsSince(lookupStarted));
-    return storeFailed("store lookup for key " + shortKey(plan.key), "");
+    return storeFailed("store lookup for key " + core::keyPreview(plan.key), "");
   }
 
   // Audit mode: only a genuine miss (the store answered, no row) may fall back to a legacy row.
@@ -147,7 +144,7 @@ std::optional<ReviewAnswer> AdmissionHandler::complete(const PendingLookup& pend
       entry = lookup_.lookupLegacy(plan.legacyKey, plan.staleness.seconds, now);
       fromLegacyRow = entry.has_value();
     } catch (const std::exception& error) {
-      return storeFailed("store lookup of a legacy row for key " + shortKey(plan.legacyKey),
+      return storeFailed("store lookup of a legacy row for key " + core::keyPreview(plan.legacyKey),
                          std::string(": ") + error.what());
     }
   }
@@ -262,9 +259,9 @@ ReviewAnswer AdmissionHandler::abandon(const PendingLookup& pending, Clock::time
   storeErrors_.inc();
   AdmissionDecision decision;
   decision.key = pending.plan.key;
-  decision.outcome =
-      Failure{ErrorReason::kStoreUnavailable,
-              "store lookup for key " + shortKey(pending.plan.key) + " " + std::string(why)};
+  decision.outcome = Failure{
+      ErrorReason::kStoreUnavailable,
+      "store lookup for key " + core::keyPreview(pending.plan.key) + " " + std::string(why)};
   return finish(pending.request, decision, started, std::get<Failure>(decision.outcome).detail);
 }
 
@@ -320,12 +317,12 @@ ReviewAnswer AdmissionHandler::finish(const AdmissionRequest& request,
                  podRef(request), request.uid, toString(failure->reason), detail, tookMs);
   } else if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
     spdlog::info("admission hit pod={} uid={} key={} entry={} saved={}s took={:.2f}ms",
-                 podRef(request), request.uid, shortKey(decision.key), hit->entryId,
+                 podRef(request), request.uid, core::keyPreview(decision.key), hit->entryId,
                  hit->savedSeconds, tookMs);
   } else {
     spdlog::info("admission miss pod={} uid={} key={}{}{} took={:.2f}ms", podRef(request),
-                 request.uid, shortKey(decision.key), detail.empty() ? "" : " note=", detail,
-                 tookMs);
+                 request.uid, core::keyPreview(decision.key),
+                 detail.empty() ? "" : " note=", detail, tookMs);
   }
   return ReviewAnswer{200, encodeAdmissionResponse(request, response)};
 }

@@ -9,6 +9,7 @@
 #include "cmd/cachectl/commands.h"
 #include "cmd/cachectl/input_files.h"
 #include "cmd/common/go_style_flags.h"
+#include "core/execution_key.h"
 #include "core/execution_output.h"
 
 namespace kcache::cachectl {
@@ -80,7 +81,7 @@ void printTable(const std::vector<store::CacheEntry>& entries, int64_t now) {
   for (const auto& e : entries) {
     std::cout << std::left << std::setw(8) << e.id << std::setw(28)
               << (e.namespaceName.empty() ? "(legacy)" : e.namespaceName.substr(0, 27))
-              << std::setw(15) << e.key.substr(0, 12) + "…" << std::setw(22)
+              << std::setw(15) << core::keyPreview(e.key) << std::setw(22)
               << formatTime(e.startedAtInSec) << std::setw(14)
               << formatDuration(now - e.startedAtInSec) << std::setw(12)
               << formatStaleness(e.maxCacheStaleness) << std::setw(7) << e.hitCount << std::setw(10)

@@ -63,6 +63,11 @@ struct ArgoLine {
   bool deliversTaskResult = true;
 };
 
+// gtest prints a parameter in each test's name; without this, a hex dump of its bytes.
+void PrintTo(const ArgoLine& line, std::ostream* out) {
+  *out << line.name;
+}
+
 class ArgoEndToEndTest : public ::testing::TestWithParam<ArgoLine> {
  protected:
   void SetUp() override {

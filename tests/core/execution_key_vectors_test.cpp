@@ -17,6 +17,11 @@ struct KeyVector {
   std::string name;
 };
 
+// gtest prints a parameter in each test's name; without this, a hex dump of its bytes.
+void PrintTo(const KeyVector& vector, std::ostream* out) {
+  *out << vector.name;
+}
+
 std::vector<KeyVector> loadKeyVectors() {
   std::vector<KeyVector> vectors;
   for (auto& record : kcache::testing::readJsonLines("keys.jsonl")) {
@@ -120,6 +125,9 @@ struct NamespacedKeyVector {
   nlohmann::json record;
   std::string name;
 };
+void PrintTo(const NamespacedKeyVector& vector, std::ostream* out) {
+  *out << vector.name;
+}
 
 std::vector<NamespacedKeyVector> loadNamespacedKeyVectors() {
   std::vector<NamespacedKeyVector> vectors;

@@ -142,6 +142,11 @@ struct LayoutCase {
   bool workflowUidOnWait;
 };
 
+// gtest prints a parameter in each test's name; without this, a hex dump of its bytes.
+void PrintTo(const LayoutCase& layoutCase, std::ostream* out) {
+  *out << layoutCase.fixture;
+}
+
 json readPodFixture(const std::string& name) {
   std::ifstream in(std::string(KCACHE_TEST_DATA_DIR) + "/pods/" + name + ".json");
   EXPECT_TRUE(in.good()) << name;

@@ -155,6 +155,11 @@ struct ResourceCase {
   const char* apiVersion;
 };
 
+// gtest prints a parameter in each test's name; without this, a hex dump of its bytes.
+void PrintTo(const ResourceCase& resourceCase, std::ostream* out) {
+  *out << resourceCase.kind;
+}
+
 json makeTaskResult(const std::string& ns, const std::string& name) {
   return taskResult(ns, name, "wf-1");
 }

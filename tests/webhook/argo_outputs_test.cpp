@@ -196,6 +196,11 @@ struct PlanCase {
   const char* templateContainer;
 };
 
+// gtest prints a parameter in each test's name; without this, a hex dump of its bytes.
+void PrintTo(const PlanCase& planCase, std::ostream* out) {
+  *out << planCase.fixture;
+}
+
 class PlanPerArgoLine : public ::testing::TestWithParam<PlanCase> {};
 
 TEST_P(PlanPerArgoLine, LayoutDeliveryAndKey) {
