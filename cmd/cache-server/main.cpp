@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "cmd/cache-server/options.h"
 #include "cmd/common/go_style_flags.h"
+#include "cmd/common/secret_arguments.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kube/cluster_config.h"
@@ -119,9 +121,11 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   config.informer.namespaceName = options.namespaceToWatch;
   config.recorder.scope = scope;
   config.recorder.staleness = staleness;
+  config.recorder.readOffloadedTemplates = options.readOffloadedTemplates;
   config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
   config.watchTaskResults = options.watchTaskResults;
   config.join.taskResultWait = std::chrono::seconds(options.taskResultWaitSeconds);
+  config.join.maxTaskResultBytes = options.maxTaskResultBytes;
   auto service = std::make_unique<watcher::WatcherService>(
       kube::makeKubeClient(*cluster), config, cacheStore,
       garbageCollector(options, staleness, cacheStore), metrics);
@@ -140,7 +144,8 @@ std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& option
       : options.argoOutputs == "auto"
           ? "--argo-outputs=auto delivers outputs through the pod annotation for every pod "
             "(Argo >= 3.6 then gets no outputs from cache hits)"
-          : "offloaded templates cannot be read";
+      : options.readOffloadedTemplates ? "offloaded templates cannot be read"
+                                       : "nothing is lost";
   std::optional<kube::ClusterConfig> cluster;
   try {
     cluster = kube::discoverClusterConfig(options.kubeconfig);
@@ -169,7 +174,22 @@ std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& option
   }
 }
 
-int run(cache_server::Options& options, const sigset_t& signals) {
+// Startup warnings about secrets: a password that was on the command line, a database connection
+// that does not verify the server.
+void warnAboutSecrets(std::size_t hiddenArguments, const std::string& dsn) {
+  if (hiddenArguments > 0) {
+    spdlog::warn(
+        "the database password was given on the command line (--db_password): it has been "
+        "overwritten in this process's command line, but was readable by anyone on the node "
+        "(ps, /proc/<pid>/cmdline) until now and stays in the pod spec; set the DBCONFIG_PASSWORD "
+        "environment variable from a Secret instead");
+  }
+  if (auto warning = store::unverifiedServerWarning(dsn, std::getenv("PGSSLMODE"))) {
+    spdlog::warn("{}", *warning);
+  }
+}
+
+int run(cache_server::Options& options, const sigset_t& signals, std::size_t hiddenArguments) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
   cache_server::readEnvironmentOnlySettings(options);
   cache_server::validate(options);
@@ -196,6 +216,7 @@ int run(cache_server::Options& options, const sigset_t& signals) {
 
   store::StoreOptions storeOptions;
   storeOptions.dsn = store::buildDsn(options.database.flags);
+  warnAboutSecrets(hiddenArguments, storeOptions.dsn);
   storeOptions.poolSize = options.dbPoolSize;
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
@@ -205,6 +226,7 @@ int run(cache_server::Options& options, const sigset_t& signals) {
   const auto argoApi = argoApiClient(options);
   loaded.config.argoOutputs = *webhook::parseArgoOutputsMode(options.argoOutputs);
   loaded.config.taskResultsAvailable = argoApi != nullptr;
+  loaded.config.readOffloadedTemplates = options.readOffloadedTemplates;
   webhook::TaskResultDelivery delivery(argoApi.get(), metrics);
   // Hits found in the store are answered from memory for a moment (misses never are).
   store::RecentHitCache recentHits(lookup, {std::chrono::milliseconds(options.hitCacheTtlMs)});
@@ -275,8 +297,12 @@ int main(int argc, char** argv) {
       "cache-server"};
   kcache::cache_server::Options options;
   kcache::cache_server::addOptions(app, options);
+  // Parsed from a copy: the password's value is then overwritten in argv, which is what
+  // /proc/<pid>/cmdline shows.
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  const std::size_t hiddenArguments = kcache::cmd::hideSecretArguments(argc, argv);
   try {
-    kcache::cmd::parseGoStyle(app, std::vector<std::string>(argv + 1, argv + argc));
+    kcache::cmd::parseGoStyle(app, std::move(arguments));
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }
@@ -288,7 +314,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   try {
-    return run(options, signals);
+    return run(options, signals, hiddenArguments);
   } catch (const std::exception& error) {
     spdlog::critical("cache-server cannot run: {}", error.what());
     return 1;
