@@ -1,5 +1,6 @@
 // cache-server: the kcache admission webhook on every replica, and on the elected leader the
 // watcher that records completed steps and the garbage collector.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -307,6 +308,11 @@ int main(int argc, char** argv) {
     return app.exit(error);
   }
 
+  // Buffers a client sizes (request bodies, watch events with a task result's outputs) are
+  // allocated with mmap and given back to the system when freed: glibc's default threshold grows
+  // after such frees, after which they stay in the heap's arenas and the process's memory keeps
+  // the high-water mark of every burst an attacker sends (issue 13).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   // Block the stop signals before any thread starts, so that only sigwait receives them.
   sigset_t signals;
   sigemptyset(&signals);

@@ -232,7 +232,7 @@ TEST_F(JoinTest, TaskResultsAreKeptWithinTheByteBudget) {
 
   // The step whose task result was not kept is never recorded, with or without outputs: not
   // when its pod completes, not when the wait for outputs ends, not from a later event.
-  const auto dropped = readyPod("p", 1, "junk-49");
+  const auto dropped = readyPod("p", 1, testing::numbered("junk", 49));
   EXPECT_TRUE(pod(dropped).empty());
   EXPECT_EQ(metrics_.join.abandoned.value(), 1);
   EXPECT_TRUE(expire(minutes(30)).empty());
