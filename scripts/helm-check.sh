@@ -142,7 +142,8 @@ def one(docs, kind, **kw):
 KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user", "--db-password",
                "--db-extra-params", "--namespace-to-watch", "--listen-port",
                "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope", "--lookup-timeout-ms",
-               "--http-port", "--log-format", "--log-level", "--max-connections", "--client-ca-file"}
+               "--http-port", "--log-format", "--log-level", "--max-connections", "--client-ca-file",
+               "--read-offloaded-templates"}
 KUBEFLOW_FLAGS = {"--db_driver", "--db_host", "--db_port", "--db_name", "--db_user",
                   "--db_password", "--db_extra_params", "--namespace_to_watch", "--listen_port",
                   "--tls_cert_filename", "--tls_key_filename"}
@@ -289,10 +290,32 @@ def check_service_routing(tag, docs, deployment, container, service_name, port, 
           f"{tag}: Service {service_name}:{port} reaches container port {port}")
 
 
-# What Argo >= 3.4 needs (ARGO-OUTPUTS.md 4.5), next to the pods rule, and nothing more.
+# What Argo >= 3.4 needs (ARGO-OUTPUTS.md 4.5), next to the pods rule, and nothing more: the
+# plain manifests and the Kubeflow overlay, which deliver hits as task results and read no
+# offloaded template.
 ARGO_OUTPUTS_RULES = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "get", "list", "watch"]},
-                      {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
-                      {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+                      {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]}]
+# Leader election: create cannot be limited by name; get and update reach kcache's Lease only.
+LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+               {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["kcache-watcher"],
+                "verbs": ["get", "update"]}]
+
+
+def step_rules(argo_outputs, read_offloaded):
+    """The chart's rules for pods and Argo's objects, for server.argoOutputs and
+    server.readOffloadedTemplates: exactly the calls cache-server makes."""
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "patch"]},
+             {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["list", "watch"]}]
+    if argo_outputs != "annotation":
+        rules += [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "get"]},
+                  {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]}]
+    if read_offloaded:
+        rules.append({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]})
+    return rules
+
+
+def normalized_rules(rules):
+    return sorted(json.dumps({k: sorted(v) for k, v in r.items()}, sort_keys=True) for r in rules)
 
 
 def rbac_rules(docs):
@@ -303,16 +326,15 @@ def rbac_rules(docs):
     return out
 
 
-def check_rbac(tag, docs, *, release_ns, watched, sa_name, sa_ns):
-    pods_rule = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}] + ARGO_OUTPUTS_RULES
-    lease_rule = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+def check_rbac(tag, docs, *, release_ns, watched, sa_name, sa_ns, pods_rule=None):
+    pods_rule = pods_rule or ([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "patch"]}]
+                              + ARGO_OUTPUTS_RULES)
     roles = rbac_rules(docs)
-    norm = lambda rules: [{k: sorted(v) for k, v in r.items()} for r in rules]
-    pod_roles = [k for k, r in roles.items() if norm(r) == norm(pods_rule)]
-    lease_roles = [k for k, r in roles.items() if norm(r) == norm(lease_rule)]
+    pod_roles = [k for k, r in roles.items() if normalized_rules(r) == normalized_rules(pods_rule)]
+    lease_roles = [k for k, r in roles.items() if normalized_rules(r) == normalized_rules(LEASE_RULES)]
     check(len(roles) == 2 and len(pod_roles) == 1 and len(lease_roles) == 1,
-          f"{tag}: RBAC is exactly pods get/list/watch/patch, task results create/get/list/watch, workflows get, "
-          "configmaps get and leases get/create/update", json.dumps({str(k): v for k, v in roles.items()}))
+          f"{tag}: RBAC is exactly {normalized_rules(pods_rule)} and leases create, get/update of kcache-watcher",
+          json.dumps({str(k): v for k, v in roles.items()}))
     if pod_roles:
         kind, ns, _ = pod_roles[0]
         if watched is None:
@@ -403,6 +425,15 @@ def scenario_values(cert, db, watch):
         # Client authentication of kube-apiserver, its CA from a Secret or a ConfigMap.
         source = {"caConfigMap": "apiserver-client-ca"} if cert == "existingSecret" else {"caSecret": "apiserver-client-ca"}
         values["server"] = {"clientAuth": {"enabled": True, "caKey": "bundle.pem", **source}}
+    # The RBAC the chart grants follows these two (check_rbac): every value of each is rendered.
+    server = values.setdefault("server", {})
+    if cert == "certManager":
+        server["readOffloadedTemplates"] = True
+    elif cert == "existingSecret":
+        server["argoOutputs"] = "annotation"
+        server["readOffloadedTemplates"] = True
+    if db == "external-host" and cert == "certManager":
+        values["database"]["external"]["tls"] = {"caSecret": "pg-ca", "caKey": "root.crt", "sslmode": "verify-ca"}
     return values
 
 
@@ -477,7 +508,12 @@ def check_chart_render(tag, docs, cert, db, watch, values):
         check(arg_value(args, "--client-ca-file") is None, f"{tag}: no client authentication unless asked for")
     sa = pod.get("serviceAccountName")
     check(one(docs, "ServiceAccount", name=sa, namespace=NAMESPACE) is not None, f"{tag}: ServiceAccount {sa} rendered")
-    check_rbac(tag, docs, release_ns=NAMESPACE, watched=watched, sa_name=sa, sa_ns=NAMESPACE)
+    server_values = values.get("server", {})
+    read_offloaded = server_values.get("readOffloadedTemplates", False)
+    check(arg_value(args, "--read-offloaded-templates") == str(read_offloaded).lower(),
+          f"{tag}: --read-offloaded-templates={str(read_offloaded).lower()}")
+    check_rbac(tag, docs, release_ns=NAMESPACE, watched=watched, sa_name=sa, sa_ns=NAMESPACE,
+               pods_rule=step_rules(server_values.get("argoOutputs", "auto"), read_offloaded))
 
     # Certificates.
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
@@ -554,8 +590,21 @@ def check_chart_render(tag, docs, cert, db, watch, values):
                   and arg_value(args, "--db-name") == "cachedb", f"{tag}: --db-host/port/name from values")
             check(envs["DBCONFIG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "kcache-db", "key": "password"},
                   f"{tag}: password comes from the user's Secret")
-            check(json.loads(arg_value(args, "--db-extra-params") or "{}") == {"sslmode": "verify-full"},
-                  f"{tag}: extraParams passed as JSON")
+            tls = ext.get("tls", {})
+            if tls.get("caSecret"):
+                ca_volume = next((v for v in pod.get("volumes", []) if v["name"] == "db-ca"), {})
+                ca_mount = next((m for m in c.get("volumeMounts", []) if m["name"] == "db-ca"), {})
+                check(json.loads(arg_value(args, "--db-extra-params") or "{}")
+                      == {"sslmode": tls["sslmode"], "sslrootcert": f"{ca_mount.get('mountPath')}/{tls['caKey']}"}
+                      and ca_volume.get("secret", {}).get("secretName") == tls["caSecret"]
+                      and ca_volume["secret"].get("items") == [{"key": tls["caKey"], "path": tls["caKey"]}]
+                      and ca_mount.get("readOnly") is True,
+                      f"{tag}: the database CA Secret is mounted and named in sslrootcert, with sslmode {tls['sslmode']}",
+                      f"{args} {ca_volume} {ca_mount}")
+            else:
+                check(json.loads(arg_value(args, "--db-extra-params") or "{}") == {"sslmode": "verify-full"}
+                      and not [v for v in pod.get("volumes", []) if v["name"] == "db-ca"],
+                      f"{tag}: extraParams passed as JSON, no database CA mounted")
         check(not [s for s in find(docs, "Secret") if "password" in (s.get("data") or {})],
               f"{tag}: the chart renders no password Secret for an external database")
     check_no_secret_in_plain_sight(tag, docs, c, secret_values)
@@ -919,7 +968,9 @@ def check_kubeflow_overlay():
         return
     c = servers[0]
     check(c["image"].startswith("ghcr.io/kcache/kcache:"), f"{tag}: image swapped to kcache", c["image"])
-    check(c["args"] == before["args"], f"{tag}: Kubeflow's arguments kept unchanged")
+    kept = [a for a in before["args"] if not a.startswith("--db_password")]
+    check(len(kept) == len(before["args"]) - 1 and c["args"] == kept,
+          f"{tag}: Kubeflow's arguments kept, except --db_password (DBCONFIG_PASSWORD is read instead)", str(c["args"]))
     note_usage(c, docs, tag)
     check(all(flag_name(a) in KUBEFLOW_FLAGS for a in c["args"]), f"{tag}: arguments use Kubeflow's flag spellings")
     env = {e["name"]: e for e in c["env"]}
@@ -938,13 +989,12 @@ def check_kubeflow_overlay():
     check(pod["serviceAccountName"] == "kubeflow-pipelines-cache", f"{tag}: Kubeflow's ServiceAccount kept")
     roles = rbac_rules(docs)
     norm = lambda rules: [{k: sorted(v) for k, v in r.items()} for r in rules]
-    lease_roles = [k for k, r in roles.items()
-                   if r == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]]
+    lease_roles = [k for k, r in roles.items() if normalized_rules(r) == normalized_rules(LEASE_RULES)]
     argo_roles = [k for k, r in roles.items() if norm(r) == norm(ARGO_OUTPUTS_RULES)]
     check(len(roles) == 2 and len(lease_roles) == 1 and lease_roles[0][:2] == ("Role", "kubeflow")
           and len(argo_roles) == 1 and argo_roles[0][0] == "ClusterRole",
-          f"{tag}: adds only a leases Role in kubeflow and a ClusterRole for task results create/get/list/watch, "
-          "workflows get and configmaps get", str(roles))
+          f"{tag}: adds only a leases Role in kubeflow (create, get/update of kcache-watcher) and a ClusterRole "
+          "for task results create/get/list/watch and workflows get", str(roles))
     bindings = find(docs, "RoleBinding")
     check(len(bindings) == 1 and bindings[0]["metadata"]["namespace"] == "kubeflow"
           and bindings[0]["subjects"] == [{"kind": "ServiceAccount", "name": "kubeflow-pipelines-cache", "namespace": "kubeflow"}],

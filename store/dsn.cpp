@@ -133,6 +133,30 @@ std::string withConnectTimeout(const std::string& dsn, int seconds) {
   return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + setting;
 }
 
+std::optional<std::string> unverifiedServerWarning(std::string_view dsn,
+                                                   const char* environmentSslMode) {
+  const ConninfoPtr options = parseConninfo(dsn);
+  if (!options) return std::nullopt;  // opening the store reports the malformed string
+  std::map<std::string, std::string> values;
+  for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
+    if (option->val != nullptr) values[option->keyword] = option->val;
+  }
+  const std::string host = !values["host"].empty() ? values["host"] : values["hostaddr"];
+  // libpq's own default host is a Unix socket; "/..." is one too.
+  const bool local = host.empty() || host.front() == '/' || host == "localhost" ||
+                     host.rfind("127.", 0) == 0 || host == "::1";
+  if (local) return std::nullopt;
+  std::string sslmode = values["sslmode"];
+  if (sslmode.empty() && environmentSslMode != nullptr) sslmode = environmentSslMode;
+  if (sslmode.empty()) sslmode = "prefer";  // libpq's default
+  if (sslmode == "verify-ca" || sslmode == "verify-full") return std::nullopt;
+  return "the database at " + host + " is reached with sslmode=" + sslmode +
+         ", which does not verify the server's certificate: anyone able to intercept that "
+         "traffic can read the database password and the cached outputs, or answer in the "
+         "database's place. Set sslmode=verify-full and sslrootcert=<CA file> in "
+         "--db-extra-params (the chart's database.external.tls values do it)";
+}
+
 std::string passwordOf(std::string_view dsn) {
   const ConninfoPtr options = parseConninfo(dsn);
   if (!options) return "";

@@ -1,6 +1,7 @@
 #pragma once
 // Builds a libpq connection string from Kubeflow-style flags (--db_host, --db_port, --db_name,
 // --db_user, --db_password, --db_extra_params) and describes one without its password.
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,15 @@ std::string withConnectTimeout(const std::string& dsn, int seconds);
 
 // "user@host:port/db" (plus sslmode when set) for logs and errors; never the password.
 std::string describeDsn(std::string_view dsn);
+
+// --- Secrets stay secret (issue 13) ---
+// A warning when the connection to a database reached over the network does not verify the
+// server's certificate (sslmode other than verify-ca / verify-full, PGSSLMODE when the string sets
+// none): whoever can intercept that traffic can then read the password and the cached outputs.
+// nullopt for a loopback host or a Unix socket, where there is no network path to intercept.
+// `environmentSslMode` is PGSSLMODE's value (nullptr when unset).
+std::optional<std::string> unverifiedServerWarning(std::string_view dsn,
+                                                   const char* environmentSslMode);
 
 // The password a connection string carries, or "" (used to scrub it from error messages).
 std::string passwordOf(std::string_view dsn);

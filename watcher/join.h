@@ -14,6 +14,10 @@
 // Pods without a node id annotation cannot have a task result: the annotation path at once.
 // Final task results are kept for `deletedRetention` after their DELETE event, because Argo
 // deletes them all when the workflow completes, possibly before the pod event is seen.
+// What is kept is bounded in bytes (`maxTaskResultBytes`): anyone who can create task results in
+// a watched namespace could otherwise make the leader keep gigabytes of outputs. Over the budget,
+// buffered (deleted) task results go first, oldest first; then a task result is kept without its
+// outputs, and its pod is not recorded (never recorded with outputs that are not its own).
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -24,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/logging.h"
 #include "core/staleness.h"
 #include "watcher/recording_plan.h"
 #include "watcher/task_result.h"
@@ -42,6 +47,9 @@ struct JoinConfig {
   std::chrono::milliseconds deletedRetention{std::chrono::minutes(5)};
   // At most this many deleted task results are kept; the oldest go first.
   size_t maxDeletedTaskResults = 10000;
+  // --- Bounded under attack (issue 13) ---
+  // --max-task-result-bytes: the bytes of task result outputs kept in memory.
+  size_t maxTaskResultBytes = size_t{64} << 20;
 };
 
 class OutputsJoin {
@@ -67,12 +75,15 @@ class OutputsJoin {
   size_t waitingPods() const { return waiting_.size(); }
   size_t liveTaskResults() const { return taskResults_.size() - deletedCount_; }
   size_t deletedTaskResults() const { return deletedCount_; }
+  size_t taskResultBytes() const { return keptBytes_; }
 
  private:
   struct KnownTaskResult {
     TaskResultView view;
     bool deleted = false;
     TimePoint deletedAt{};
+    size_t bytes = 0;             // of its outputs, counted in keptBytes_
+    bool outputsDropped = false;  // over the byte budget: its pod is not recorded
   };
   struct WaitingPod {
     RecordingPlan plan;
@@ -85,6 +96,12 @@ class OutputsJoin {
   std::map<std::string, WaitingPod>::iterator abandon(
       std::map<std::string, WaitingPod>::iterator it, const std::string& why);
   void updateGauges();
+  // Stores `view` in `known` within the byte budget (evicting buffered task results, else
+  // dropping its outputs).
+  void keep(const std::string& key, KnownTaskResult& known, TaskResultView view);
+  void erase(std::map<std::string, KnownTaskResult>::iterator it);
+  // Drops the oldest buffered task results until `needed` more bytes fit; false when they do not.
+  bool makeRoom(size_t needed, const std::string& keep);
 
   JoinConfig config_;
   RecordingRules rules_;
@@ -93,6 +110,9 @@ class OutputsJoin {
   std::deque<std::pair<TimePoint, std::string>> deletedOrder_;  // oldest deletion first
   size_t deletedCount_ = 0;
   std::map<std::string, WaitingPod> waiting_;  // ready pods, by join key
+  size_t keptBytes_ = 0;                       // sum of KnownTaskResult::bytes
+  // Warnings an attacker can cause at will (outputs dropped, steps abandoned).
+  core::LogRateLimiter warnings_{5, std::chrono::seconds(60)};
 };
 
 }  // namespace kcache::watcher

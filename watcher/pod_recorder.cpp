@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include "core/execution_key.h"
+#include "core/logging.h"
+#include "core/offloaded_template.h"
 #include "core/pod_contract.h"
 
 namespace kcache::watcher {
@@ -123,14 +125,19 @@ void PodRecorder::runWorker(std::stop_token stop) {
   }
 }
 
-std::optional<std::string> PodRecorder::readOffloadedTemplate(const PodIdentity& pod) {
+core::Expected<std::string, SkipReason> PodRecorder::readOffloadedTemplate(
+    const RecordingPlan& plan) {
+  if (!config_.readOffloadedTemplates) return core::Unexpected(SkipReason::kTemplateOffloaded);
+  const PodIdentity& pod = plan.pod;
   const auto configMap = api_.get(kube::resources::kConfigMaps, pod.namespaceName, pod.name);
-  if (!configMap || !configMap->is_object()) return std::nullopt;
-  const auto data = configMap->find("data");
-  if (data == configMap->end() || !data->is_object()) return std::nullopt;
-  const auto value = data->find(core::contract::kArgoTemplateEnv);
-  if (value == data->end() || !value->is_string()) return std::nullopt;
-  return value->get<std::string>();
+  if (!configMap) return core::Unexpected(SkipReason::kNoTemplate);
+  auto argoTemplate = core::offloadedTemplateOf(*configMap, plan.workflowUid);
+  if (!argoTemplate) {
+    spdlog::debug("watcher: config map {}/{} not used: {}", core::logValue(pod.namespaceName),
+                  core::logValue(pod.name), argoTemplate.error());
+    return core::Unexpected(SkipReason::kTemplateNotOwned);
+  }
+  return std::move(argoTemplate).value();
 }
 
 void PodRecorder::process(const std::string& id, Work work) {
@@ -138,18 +145,18 @@ void PodRecorder::process(const std::string& id, Work work) {
   if (work.plan.templateOffloaded) {
     // The key was not checked when the pod was planned: its template is in the pod's ConfigMap.
     const PodIdentity identity = pod;  // `work.plan` is moved below
-    std::optional<std::string> argoTemplate;
+    std::optional<core::Expected<std::string, SkipReason>> argoTemplate;
     try {
-      argoTemplate = readOffloadedTemplate(pod);
+      argoTemplate.emplace(readOffloadedTemplate(work.plan));
     } catch (const std::exception& e) {
       retryLater(id, std::move(work),
                  std::string("reading the offloaded template failed: ") + e.what());
       return;
     }
     auto verified =
-        argoTemplate
-            ? verifyOffloadedKey(std::move(work.plan), *argoTemplate, config_.scope)
-            : core::Expected<RecordingPlan, SkipReason>(core::Unexpected(SkipReason::kNoTemplate));
+        *argoTemplate
+            ? verifyOffloadedKey(std::move(work.plan), argoTemplate->value(), config_.scope)
+            : core::Expected<RecordingPlan, SkipReason>(core::Unexpected(argoTemplate->error()));
     if (!verified) {
       metrics_.join.refusals.note(identity, verified.error());
       forget(id);

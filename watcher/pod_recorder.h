@@ -30,6 +30,9 @@ struct RecorderConfig {
   // After this many failed attempts a pod is dropped from the queue (and logged); its next event
   // or the next relist brings it back.
   int maxAttempts = 30;
+  // --read-offloaded-templates (issue 13): also passed to the join's RecordingRules, which refuse
+  // offloaded pods when off; the recorder refuses them too rather than read a ConfigMap.
+  bool readOffloadedTemplates = false;
 };
 
 class PodRecorder {
@@ -72,9 +75,10 @@ class PodRecorder {
   };
 
   void runWorker(std::stop_token stop);
-  // ARGO_TEMPLATE from the pod's ConfigMap, nullopt when it or the key is absent; throws on API
-  // errors (retried).
-  std::optional<std::string> readOffloadedTemplate(const PodIdentity& pod);
+  // ARGO_TEMPLATE from the pod's ConfigMap when that ConfigMap is owned by the pod's Workflow;
+  // kTemplateNotOwned when it is not (or has no such key), kNoTemplate when it is absent; throws
+  // on API errors (retried).
+  core::Expected<std::string, SkipReason> readOffloadedTemplate(const RecordingPlan& plan);
   void process(const std::string& id, Work work);
   void retryLater(const std::string& id, Work work, const std::string& why);
   void forget(const std::string& id);

@@ -5,6 +5,7 @@
 
 #include "core/execution_key.h"
 #include "core/execution_output.h"
+#include "core/offloaded_template.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
 
@@ -58,6 +59,10 @@ std::string_view toString(SkipReason reason) {
       return "ARGO_TEMPLATE gives no execution key";
     case SkipReason::kKeyMismatch:
       return "the execution key annotation is not the key of the pod's template and namespace";
+    case SkipReason::kTemplateOffloaded:
+      return "ARGO_TEMPLATE is offloaded to a ConfigMap and --read-offloaded-templates is off";
+    case SkipReason::kTemplateNotOwned:
+      return "the offloaded template's ConfigMap is not the one the pod's Workflow owns";
   }
   return "unknown";
 }
@@ -74,6 +79,10 @@ std::optional<std::string_view> refusalLabel(SkipReason reason) {
       return "template_invalid";
     case SkipReason::kKeyMismatch:
       return "key_mismatch";
+    case SkipReason::kTemplateOffloaded:
+      return "template_offloaded";
+    case SkipReason::kTemplateNotOwned:
+      return "template_not_owned";
     default:
       return std::nullopt;
   }
@@ -128,6 +137,9 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   if (!core::ExecutionKey::fromHex(*key)) return core::Unexpected(SkipReason::kInvalidKey);
   const auto found = core::findArgoTemplate(pod);
   if (!found) return core::Unexpected(SkipReason::kNoTemplate);
+  if (found->offloaded && !rules.readOffloadedTemplates) {
+    return core::Unexpected(SkipReason::kTemplateOffloaded);
+  }
   if (!found->offloaded) {
     const auto recomputed = core::computeExecutionKey(
         found->argoTemplate, store::keyBindingOf(rules.scope), identity.namespaceName);
@@ -145,6 +157,7 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   entry.podName = plan.pod.name;
   entry.executionTemplate = found->argoTemplate;
   plan.templateOffloaded = found->offloaded;
+  if (plan.templateOffloaded) plan.workflowUid = core::workflowOwnerUid(pod).value_or("");
   const auto annotation = stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
   entry.maxCacheStaleness = rules.staleness.forRecording(
       annotation ? std::optional<std::string_view>(*annotation) : std::nullopt);

@@ -31,6 +31,9 @@ struct RecordingPlan {
   // recorder reads the template from the pod's ConfigMap and checks it (verifyOffloadedKey)
   // before anything is written.
   bool templateOffloaded = false;
+  // The uid of the Workflow owning the pod (set when the template is offloaded): only a ConfigMap
+  // owned by that Workflow is read (core/offloaded_template.h).
+  std::string workflowUid;
 };
 
 // What a pod is checked against before it is recorded.
@@ -42,6 +45,10 @@ struct RecordingRules {
   // The key the pod's annotation must equal, recomputed from its own template and namespace:
   // namespace-bound in namespace scope, template-only in cluster scope (store::keyBindingOf).
   store::CacheScope scope;
+  // --- Least privilege (issue 13) ---
+  // --read-offloaded-templates: off, a pod whose template is in a ConfigMap is refused
+  // (kTemplateOffloaded) and no ConfigMap is read.
+  bool readOffloadedTemplates = false;
 };
 
 enum class SkipReason {
@@ -57,6 +64,9 @@ enum class SkipReason {
   kNoTemplate,   // no ARGO_TEMPLATE to recompute the key from
   kBadTemplate,  // ARGO_TEMPLATE gives no key
   kKeyMismatch,  // the recomputed key differs from the annotation
+  // --- Least privilege (issue 13) ---
+  kTemplateOffloaded,  // the template is in a ConfigMap and --read-offloaded-templates is off
+  kTemplateNotOwned,   // that ConfigMap is not owned by the pod's Workflow (or lacks the key)
 };
 // The label of kcache_watcher_record_refusals_total{reason}, for the refusals above; nullopt for
 // the other reasons (ordinary skips).

@@ -49,6 +49,14 @@ JoinMetrics::JoinMetrics(core::MetricsRegistry& registry)
       abandoned(
           registry.counter("kcache_watcher_steps_abandoned_total",
                            "Succeeded pods not recorded: their task result never became final")),
+      taskResultBytes(
+          registry.gauge("kcache_watcher_taskresult_bytes",
+                         "Bytes of Argo task results kept in memory (live and buffered), within "
+                         "--max-task-result-bytes")),
+      outputsDropped(registry.counter(
+          "kcache_watcher_taskresult_outputs_dropped_total",
+          "Task results whose outputs were not kept because --max-task-result-bytes was reached; "
+          "their steps are not recorded")),
       refusals(registry) {}
 
 WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)

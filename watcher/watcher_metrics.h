@@ -38,7 +38,10 @@ struct JoinMetrics {
   core::Counter& recordedFromAnnotation;
   core::Counter& recordedWithoutOutputs;  // no task result within the wait, no annotation
   core::Counter& abandoned;               // ready pods whose task result never became final
-  RecordRefusals refusals;                // pods whose key cannot be trusted
+  // --- Bounded under attack (issue 13) ---
+  core::Gauge& taskResultBytes;   // bytes of task results kept (live and buffered)
+  core::Counter& outputsDropped;  // task results whose outputs did not fit the budget
+  RecordRefusals refusals;        // pods whose key cannot be trusted
 };
 
 struct WatcherMetrics {

@@ -1,5 +1,6 @@
 #include "watcher/watcher_service.h"
 
+#include <algorithm>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -68,9 +69,9 @@ void WatcherService::lead(std::stop_token stop) {
       config_.informer.namespaceName.empty() ? "all namespaces" : config_.informer.namespaceName);
   PodRecorder recorder(store_, *api_, config_.recorder, metrics_);
   recorder.start();
-  StepJoiner joiner(recorder, config_.join,
-                    RecordingRules(config_.recorder.staleness, config_.recorder.scope),
-                    metrics_.join);
+  RecordingRules rules(config_.recorder.staleness, config_.recorder.scope);
+  rules.readOffloadedTemplates = config_.recorder.readOffloadedTemplates;
+  StepJoiner joiner(recorder, config_.join, std::move(rules), metrics_.join);
   joiner.start();
   Informer informer(*api_, config_.informer, joiner.pods(), metrics_.pods);
   std::optional<Informer> taskResultInformer;
@@ -79,6 +80,9 @@ void WatcherService::lead(std::stop_token stop) {
     taskResults.resource = kube::resources::kWorkflowTaskResults;
     taskResults.kind = "WorkflowTaskResult";
     taskResults.labelSelector = taskResultSelector();
+    // A task result may hold up to etcd's ~1.5 MiB of outputs: smaller pages bound what one list
+    // response holds in memory (issue 13).
+    taskResults.pageSize = std::min<int64_t>(taskResults.pageSize, 50);
     taskResultInformer.emplace(*api_, taskResults, joiner.taskResults(), metrics_.taskResults);
   }
   {

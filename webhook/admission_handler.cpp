@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "core/execution_key.h"
+#include "core/logging.h"
 #include "webhook/patch.h"
 
 namespace kcache::webhook {
@@ -25,8 +26,10 @@ double secondsSince(AdmissionHandler::Clock::time_point started) {
   return std::chrono::duration<double>(AdmissionHandler::Clock::now() - started).count();
 }
 
+// Escaped and cut: both come from the review, which any caller of /mutate may write.
 std::string podRef(const AdmissionRequest& request) {
-  return request.namespaceName + "/" + (request.name.empty() ? "<generated>" : request.name);
+  return core::logValue(request.namespaceName) + "/" +
+         (request.name.empty() ? "<generated>" : core::logValue(request.name));
 }
 
 }  // namespace
@@ -75,7 +78,11 @@ std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::prepare(std::string_
   auto decoded = decodeAdmissionReview(body);
   if (!decoded) {
     malformedReviews_.inc();
-    spdlog::warn("admission review rejected with 400: {}", decoded.error().message);
+    if (const auto suppressed = warnings_.admit()) {
+      spdlog::warn("admission review rejected with 400: {}{}",
+                   core::logValue(decoded.error().message, 1024),
+                   core::LogRateLimiter::suppressedNote(*suppressed));
+    }
     return ReviewAnswer{400, decoded.error().message + "\n"};
   }
   AdmissionRequest& request = decoded.value();
@@ -225,8 +232,8 @@ std::variant<ReviewAnswer, PendingLookup> AdmissionHandler::withOffloadedTemplat
           "the template is offloaded to a ConfigMap and no Kubernetes API "
           "client is configured to read it");
     }
-    argoTemplate =
-        delivery_->readOffloadedTemplate(pending.plan.namespaceName, pending.plan.podName);
+    argoTemplate = delivery_->readOffloadedTemplate(pending.plan.namespaceName,
+                                                    pending.plan.podName, pending.plan.workflowUid);
   } catch (const std::exception& error) {
     decision.outcome = Failure{ErrorReason::kTemplateUnavailable, error.what()};
   }
@@ -250,7 +257,8 @@ void AdmissionHandler::reportLegacyReuse(const AdmissionRequest& request, const 
   spdlog::warn(
       "security_audit control=legacy_cache mode=audit finding=ownership_unknown "
       "operation=cache_lookup disposition=reused namespace={} pod={} entry={} dry_run={}",
-      request.namespaceName, request.name.empty() ? "<generated>" : request.name, hit.entryId,
+      core::logValue(request.namespaceName),
+      request.name.empty() ? "<generated>" : core::logValue(request.name), hit.entryId,
       request.dryRun);
 }
 
@@ -306,23 +314,28 @@ ReviewAnswer AdmissionHandler::finish(const AdmissionRequest& request,
                  {{"reason", std::string(toString(skip->reason))}})
         .inc();
     spdlog::debug("admission skipped pod={} uid={} reason={} {} took={:.2f}ms", podRef(request),
-                  request.uid, toString(skip->reason), detail, tookMs);
+                  core::logValue(request.uid), toString(skip->reason), core::logValue(detail),
+                  tookMs);
   } else if (const auto* failure = std::get_if<Failure>(&decision.outcome)) {
     metrics_
         .counter("kcache_admission_errors_total",
                  "Pods let through untouched because something went wrong, by reason.",
                  {{"reason", std::string(toString(failure->reason))}})
         .inc();
-    spdlog::warn("admission error pod={} uid={} reason={} allowed without patch: {} took={:.2f}ms",
-                 podRef(request), request.uid, toString(failure->reason), detail, tookMs);
+    if (const auto suppressed = warnings_.admit()) {
+      spdlog::warn(
+          "admission error pod={} uid={} reason={} allowed without patch: {} took={:.2f}ms{}",
+          podRef(request), core::logValue(request.uid), toString(failure->reason),
+          core::logValue(detail, 1024), tookMs, core::LogRateLimiter::suppressedNote(*suppressed));
+    }
   } else if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
     spdlog::info("admission hit pod={} uid={} key={} entry={} saved={}s took={:.2f}ms",
-                 podRef(request), request.uid, core::keyPreview(decision.key), hit->entryId,
-                 hit->savedSeconds, tookMs);
+                 podRef(request), core::logValue(request.uid), core::keyPreview(decision.key),
+                 hit->entryId, hit->savedSeconds, tookMs);
   } else {
     spdlog::info("admission miss pod={} uid={} key={}{}{} took={:.2f}ms", podRef(request),
-                 request.uid, core::keyPreview(decision.key),
-                 detail.empty() ? "" : " note=", detail, tookMs);
+                 core::logValue(request.uid), core::keyPreview(decision.key),
+                 detail.empty() ? "" : " note=", core::logValue(detail, 1024), tookMs);
   }
   return ReviewAnswer{200, encodeAdmissionResponse(request, response)};
 }

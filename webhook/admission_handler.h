@@ -11,6 +11,7 @@
 #include <string_view>
 #include <variant>
 
+#include "core/logging.h"
 #include "core/metrics.h"
 #include "store/cache_store.h"
 #include "store/lookup_cache.h"
@@ -105,6 +106,8 @@ class AdmissionHandler {
   core::Counter& malformedReviews_;
   core::Counter& unreadableEntries_;
   core::Counter& legacyReuses_;
+  // Warnings any caller of /mutate can cause at will (malformed reviews, errors): rate-limited.
+  core::LogRateLimiter warnings_{5, std::chrono::seconds(10)};
 };
 
 }  // namespace kcache::webhook

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/execution_key.h"
+#include "core/offloaded_template.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
 
@@ -139,6 +140,8 @@ std::string_view toString(SkipReason reason) {
       return "no_argo_template";
     case SkipReason::kStalenessDisabled:
       return "staleness_disabled";
+    case SkipReason::kTemplateOffloaded:
+      return "template_offloaded";
   }
   return "unknown";
 }
@@ -231,6 +234,10 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   }
   auto found = core::findArgoTemplate(pod);
   if (!found) return skip(SkipReason::kNoArgoTemplate);
+  if (found->offloaded && !config.readOffloadedTemplates) {
+    return skip(SkipReason::kTemplateOffloaded,
+                "its ARGO_TEMPLATE is in a ConfigMap and --read-offloaded-templates is off");
+  }
   TemplateKeys keys;
   if (!found->offloaded) {
     auto computed = executionKeysOf(found->argoTemplate, namespaceName, config);
@@ -255,6 +262,7 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   plan.layout = core::detectArgoLayout(pod).layout;
   plan.outputsDelivery = chooseOutputsDelivery(config, plan.layout);
   plan.templateOffloaded = found->offloaded;
+  if (plan.templateOffloaded) plan.workflowUid = core::workflowOwnerUid(pod).value_or("");
   return plan;
 }
 

@@ -48,6 +48,12 @@ struct AdmissionConfig {
   // Whether the webhook has a Kubernetes API client to create task results with. Without one,
   // auto delivers through the annotation for every pod.
   bool taskResultsAvailable = false;
+
+  // --- Least privilege (issue 13) ---
+  // --read-offloaded-templates: read the template Argo offloaded to the pod's ConfigMap (only one
+  // owned by the pod's Workflow). Off: such pods are skipped (kTemplateOffloaded) and no
+  // ConfigMap is ever requested, so kcache needs no right to read ConfigMaps.
+  bool readOffloadedTemplates = false;
 };
 
 // The delivery for a pod of `layout` under `config` (pure).
@@ -62,6 +68,8 @@ enum class SkipReason {
   kKfpV2,              // v2_component annotation
   kNoArgoTemplate,     // no ARGO_TEMPLATE env value
   kStalenessDisabled,  // staleness resolves to 0
+  // --- Least privilege (issue 13) ---
+  kTemplateOffloaded,  // ARGO_TEMPLATE offloaded to a ConfigMap, --read-offloaded-templates off
 };
 std::string_view toString(SkipReason reason);
 
@@ -101,6 +109,9 @@ struct LookupPlan {
   // ARGO_TEMPLATE is "offloaded": `key` stays empty until the template is read from the pod's
   // ConfigMap in the blocking phase (withOffloadedTemplate).
   bool templateOffloaded = false;
+  // The uid of the Workflow owning the pod (its ownerReference), "" when it has none: an
+  // offloaded template is read only from a ConfigMap that Workflow owns.
+  std::string workflowUid;
 };
 
 using Plan = std::variant<Skip, Failure, LookupPlan>;

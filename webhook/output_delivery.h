@@ -21,10 +21,14 @@ class OutputDelivery {
   virtual void deliver(const AdmissionRequest& request, const LookupPlan& plan, const Hit& hit) = 0;
 
   // The ARGO_TEMPLATE value of the ConfigMap named after the pod (Argo >= 3.6 offloads templates
-  // over 128 KiB there). Called off the I/O threads before the store lookup. Throws, with context,
-  // when it cannot be read; the pod is then let through untouched.
+  // over 128 KiB there), used only when that ConfigMap is owned by the Workflow `workflowUid`
+  // that owns the pod. Called off the I/O threads before the store lookup, and only under
+  // --read-offloaded-templates. Throws, with context, when it cannot be read or is not owned by
+  // that Workflow; the pod is then let through untouched.
   virtual std::string readOffloadedTemplate(const std::string& namespaceName,
-                                            const std::string& podName) {
+                                            const std::string& podName,
+                                            const std::string& workflowUid) {
+    (void)workflowUid;
     throw std::runtime_error("the template of pod " + namespaceName + "/" + podName +
                              " is offloaded to a ConfigMap and no Kubernetes API client is "
                              "configured to read it");

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/offloaded_template.h"
 #include "core/pod_contract.h"
 
 namespace kcache::webhook {
@@ -222,7 +223,8 @@ void TaskResultDelivery::createOrAdopt(const TaskResultTarget& target, const jso
 }
 
 std::string TaskResultDelivery::readOffloadedTemplate(const std::string& namespaceName,
-                                                      const std::string& podName) {
+                                                      const std::string& podName,
+                                                      const std::string& workflowUid) {
   const std::string configMap = "config map " + namespaceName + "/" + podName;
   try {
     if (api_ == nullptr) {
@@ -237,13 +239,13 @@ std::string TaskResultDelivery::readOffloadedTemplate(const std::string& namespa
                           " failed: " + error.what());
     }
     if (!found) throw DeliveryError("the offloaded template's " + configMap + " does not exist");
-    auto value = stringMember(memberOrNull(*found, "data"), contract::kArgoTemplateEnv);
+    auto value = core::offloadedTemplateOf(*found, workflowUid);
     if (!value) {
-      throw DeliveryError(configMap + " has no " + std::string(contract::kArgoTemplateEnv) +
-                          " key");
+      // Not Argo's: whoever may create ConfigMaps in the namespace could have made it.
+      throw DeliveryError(configMap + " is not used: " + value.error());
     }
     templatesRead_.inc();
-    return std::move(*value);
+    return std::move(value).value();
   } catch (const DeliveryError&) {
     templatesFailed_.inc();
     throw;

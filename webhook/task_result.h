@@ -62,8 +62,8 @@ class TaskResultDelivery : public OutputDelivery {
   TaskResultDelivery(kube::KubeApi* api, core::MetricsRegistry& metrics);
 
   void deliver(const AdmissionRequest& request, const LookupPlan& plan, const Hit& hit) override;
-  std::string readOffloadedTemplate(const std::string& namespaceName,
-                                    const std::string& podName) override;
+  std::string readOffloadedTemplate(const std::string& namespaceName, const std::string& podName,
+                                    const std::string& workflowUid) override;
 
  private:
   void createOrAdopt(const TaskResultTarget& target, const nlohmann::json& taskResult,

@@ -1,11 +1,13 @@
 // cache-server: the kcache admission webhook on every replica, and on the elected leader the
 // watcher that records completed steps and the garbage collector.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -13,6 +15,7 @@
 
 #include "cmd/cache-server/options.h"
 #include "cmd/common/go_style_flags.h"
+#include "cmd/common/secret_arguments.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kube/cluster_config.h"
@@ -119,9 +122,11 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   config.informer.namespaceName = options.namespaceToWatch;
   config.recorder.scope = scope;
   config.recorder.staleness = staleness;
+  config.recorder.readOffloadedTemplates = options.readOffloadedTemplates;
   config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
   config.watchTaskResults = options.watchTaskResults;
   config.join.taskResultWait = std::chrono::seconds(options.taskResultWaitSeconds);
+  config.join.maxTaskResultBytes = options.maxTaskResultBytes;
   auto service = std::make_unique<watcher::WatcherService>(
       kube::makeKubeClient(*cluster), config, cacheStore,
       garbageCollector(options, staleness, cacheStore), metrics);
@@ -140,7 +145,8 @@ std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& option
       : options.argoOutputs == "auto"
           ? "--argo-outputs=auto delivers outputs through the pod annotation for every pod "
             "(Argo >= 3.6 then gets no outputs from cache hits)"
-          : "offloaded templates cannot be read";
+      : options.readOffloadedTemplates ? "offloaded templates cannot be read"
+                                       : "nothing is lost";
   std::optional<kube::ClusterConfig> cluster;
   try {
     cluster = kube::discoverClusterConfig(options.kubeconfig);
@@ -169,7 +175,22 @@ std::unique_ptr<kube::KubeApi> argoApiClient(const cache_server::Options& option
   }
 }
 
-int run(cache_server::Options& options, const sigset_t& signals) {
+// Startup warnings about secrets: a password that was on the command line, a database connection
+// that does not verify the server.
+void warnAboutSecrets(std::size_t hiddenArguments, const std::string& dsn) {
+  if (hiddenArguments > 0) {
+    spdlog::warn(
+        "the database password was given on the command line (--db_password): it has been "
+        "overwritten in this process's command line, but was readable by anyone on the node "
+        "(ps, /proc/<pid>/cmdline) until now and stays in the pod spec; set the DBCONFIG_PASSWORD "
+        "environment variable from a Secret instead");
+  }
+  if (auto warning = store::unverifiedServerWarning(dsn, std::getenv("PGSSLMODE"))) {
+    spdlog::warn("{}", *warning);
+  }
+}
+
+int run(cache_server::Options& options, const sigset_t& signals, std::size_t hiddenArguments) {
   core::configureLogging(core::parseLogFormat(options.logFormat), options.logLevel);
   cache_server::readEnvironmentOnlySettings(options);
   cache_server::validate(options);
@@ -196,6 +217,7 @@ int run(cache_server::Options& options, const sigset_t& signals) {
 
   store::StoreOptions storeOptions;
   storeOptions.dsn = store::buildDsn(options.database.flags);
+  warnAboutSecrets(hiddenArguments, storeOptions.dsn);
   storeOptions.poolSize = options.dbPoolSize;
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
@@ -205,6 +227,7 @@ int run(cache_server::Options& options, const sigset_t& signals) {
   const auto argoApi = argoApiClient(options);
   loaded.config.argoOutputs = *webhook::parseArgoOutputsMode(options.argoOutputs);
   loaded.config.taskResultsAvailable = argoApi != nullptr;
+  loaded.config.readOffloadedTemplates = options.readOffloadedTemplates;
   webhook::TaskResultDelivery delivery(argoApi.get(), metrics);
   // Hits found in the store are answered from memory for a moment (misses never are).
   store::RecentHitCache recentHits(lookup, {std::chrono::milliseconds(options.hitCacheTtlMs)});
@@ -275,12 +298,21 @@ int main(int argc, char** argv) {
       "cache-server"};
   kcache::cache_server::Options options;
   kcache::cache_server::addOptions(app, options);
+  // Parsed from a copy: the password's value is then overwritten in argv, which is what
+  // /proc/<pid>/cmdline shows.
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  const std::size_t hiddenArguments = kcache::cmd::hideSecretArguments(argc, argv);
   try {
-    kcache::cmd::parseGoStyle(app, std::vector<std::string>(argv + 1, argv + argc));
+    kcache::cmd::parseGoStyle(app, std::move(arguments));
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }
 
+  // Buffers a client sizes (request bodies, watch events with a task result's outputs) are
+  // allocated with mmap and given back to the system when freed: glibc's default threshold grows
+  // after such frees, after which they stay in the heap's arenas and the process's memory keeps
+  // the high-water mark of every burst an attacker sends (issue 13).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   // Block the stop signals before any thread starts, so that only sigwait receives them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -288,7 +320,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   try {
-    return run(options, signals);
+    return run(options, signals, hiddenArguments);
   } catch (const std::exception& error) {
     spdlog::critical("cache-server cannot run: {}", error.what());
     return 1;

@@ -169,6 +169,23 @@ void addOptions(CLI::App& app, Options& options) {
       ->envname("KCACHE_GC_MAX_ENTRIES")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->capture_default_str();
+  // --- Least privilege, secrets, bounds (issue 13) ---
+  app.add_option("--read-offloaded-templates", options.readOffloadedTemplates,
+                 "Read the template Argo (>= 3.6) offloads to a ConfigMap named after the pod "
+                 "when it is over 128 KiB, using it only when the pod's Workflow owns that "
+                 "ConfigMap; needs the right to get ConfigMaps. Off: such steps are neither "
+                 "cached nor recorded (counted as template_offloaded)")
+      ->check(cmd::nonEmpty("true or false"))
+      ->envname("KCACHE_READ_OFFLOADED_TEMPLATES")
+      ->capture_default_str();
+  app.add_option("--max-task-result-bytes", options.maxTaskResultBytes,
+                 "Bytes of Argo task results (outputs) the watcher keeps in memory; beyond it "
+                 "buffered ones are dropped first, then new outputs are not kept and their steps "
+                 "are not recorded (kcache_watcher_taskresult_outputs_dropped_total)")
+      ->check(cmd::nonEmpty("a number of bytes"))
+      ->envname("KCACHE_MAX_TASK_RESULT_BYTES")
+      ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 34))
+      ->capture_default_str();
   app.add_option("--log-format", options.logFormat, "Log line format: text or json")
       ->check(cmd::nonEmpty("text or json"))
       ->envname("KCACHE_LOG_FORMAT")

@@ -48,6 +48,9 @@ struct Options {
   int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
   std::string logFormat = "text";
   std::string logLevel = "info";
+  // --- Least privilege, secrets, bounds (issue 13) ---
+  bool readOffloadedTemplates = false;  // ConfigMap reads need RBAC; off by default
+  std::size_t maxTaskResultBytes = std::size_t{64} << 20;  // the watcher's task results in memory
   // Not a flag: KFP_SECURITY_LEGACY_CACHE_MODE, read by readEnvironmentOnlySettings.
   cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
 };

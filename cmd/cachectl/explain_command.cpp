@@ -8,6 +8,7 @@
 #include "cmd/common/go_style_flags.h"
 #include "cmd/common/legacy_cache_mode.h"
 #include "core/execution_key.h"
+#include "core/offloaded_template.h"
 #include "core/pod_template.h"
 #include "webhook/admission_review.h"
 #include "webhook/config.h"
@@ -67,15 +68,16 @@ std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
                                     const webhook::LookupPlan& lookup, core::KeyBinding binding,
                                     const std::string& configMapPath);
 
-// The ARGO_TEMPLATE value of a ConfigMap document (JSON or YAML), as Argo offloads it.
-std::string offloadedTemplate(const std::string& path) {
+// The ARGO_TEMPLATE value of a ConfigMap document (JSON or YAML), as Argo offloads it, when the
+// webhook would use it: owned by the pod's Workflow (core/offloaded_template.h).
+std::string offloadedTemplate(const std::string& path, const json& pod) {
   const json configMap = readDocument(path);
-  if (!configMap.is_object() || !configMap.contains("data") || !configMap["data"].is_object() ||
-      !configMap["data"].contains("ARGO_TEMPLATE") ||
-      !configMap["data"]["ARGO_TEMPLATE"].is_string()) {
-    throw UsageError(path + ": not a ConfigMap with a data.ARGO_TEMPLATE string");
+  auto argoTemplate =
+      core::offloadedTemplateOf(configMap, core::workflowOwnerUid(pod).value_or(""));
+  if (!argoTemplate) {
+    throw UsageError(path + ": the webhook would not use this ConfigMap: " + argoTemplate.error());
   }
-  return configMap["data"]["ARGO_TEMPLATE"].get<std::string>();
+  return std::move(argoTemplate).value();
 }
 
 std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
@@ -84,7 +86,7 @@ std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
   const auto found = core::findArgoTemplate(request.object);
   if (!found) return std::nullopt;
   const std::string argoTemplate =
-      found->offloaded ? offloadedTemplate(configMapPath) : found->argoTemplate;
+      found->offloaded ? offloadedTemplate(configMapPath, request.object) : found->argoTemplate;
   const auto canonical = core::CanonicalTemplate::of(argoTemplate);
   if (!canonical) return std::nullopt;
   return binding == core::KeyBinding::kNamespaceBound
@@ -95,6 +97,7 @@ std::optional<std::string> otherKey(const webhook::AdmissionRequest& request,
 struct ExplainOptions {
   std::string podPath;
   std::string configMapPath;
+  bool readOffloadedTemplates = false;  // as cache-server's --read-offloaded-templates
   // From the environment, read as cache-server reads it.
   cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
 };
@@ -105,6 +108,7 @@ void explain(const GlobalOptions& global, const ExplainOptions& options) {
   const store::CacheScope scope = cacheScope(global);
   auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
   loaded.config.legacyCacheMode = options.legacyCacheMode;
+  loaded.config.readOffloadedTemplates = options.readOffloadedTemplates;
   for (const auto& warning : loaded.warnings) std::cout << "note: " << warning << "\n";
 
   webhook::Plan plan = webhook::planLookup(request, loaded.config);
@@ -119,8 +123,8 @@ void explain(const GlobalOptions& global, const ExplainOptions& options) {
                        "it with --configmap");
     }
     std::visit([&plan](auto&& next) { plan = std::move(next); },
-               webhook::withOffloadedTemplate(*offloaded, offloadedTemplate(configMapPath),
-                                              loaded.config));
+               webhook::withOffloadedTemplate(
+                   *offloaded, offloadedTemplate(configMapPath, request.object), loaded.config));
   }
   std::cout << "pod " << request.namespaceName << "/"
             << (request.name.empty() ? "(generated name)" : request.name) << "\n";
@@ -247,6 +251,13 @@ void addExplainCommand(CLI::App& app, const GlobalOptions& global) {
       ->add_option("--configmap", options->configMapPath,
                    "The pod's ConfigMap (JSON or YAML) when Argo offloaded its template")
       ->check(cmd::nonEmpty("a file name, or - for standard input"));
+  command
+      ->add_option("--read-offloaded-templates", options->readOffloadedTemplates,
+                   "Explain a server started with --read-offloaded-templates=true (off, as by "
+                   "default, a pod whose template Argo offloaded is skipped)")
+      ->check(cmd::nonEmpty("true or false"))
+      ->envname("KCACHE_READ_OFFLOADED_TEMPLATES")
+      ->capture_default_str();
   command->callback([&global, options] {
     try {
       options->legacyCacheMode = cmd::legacyCacheModeFromEnvironment();

@@ -683,8 +683,10 @@ class Cluster:
         self.database = self.postgres.create_database("cachedb")
 
         # kcache's objects as the chart renders them, with the webhook pointed at this machine.
+        # test_argo.py's offloaded case needs the templates Argo offloads to ConfigMaps: reading them
+        # is opt-in, and the chart then grants configmaps get.
         values = {"database.external.host": "127.0.0.1", "database.external.passwordSecret.name": "unused",
-                  "watch.allNamespaces": "true"}
+                  "watch.allNamespaces": "true", "server.readOffloadedTemplates": "true"}
         values.update(chart_values)
         self.rendered = render_chart(helm_binary(), values)
         webhook_ca = CertificateAuthority(self.folder / "webhook-pki", "kcache-webhook")

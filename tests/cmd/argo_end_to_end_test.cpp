@@ -82,17 +82,30 @@ class ArgoEndToEndTest : public ::testing::TestWithParam<ArgoLine> {
     listenPort_ = test_support::findFreePort();
     const uint16_t httpPort = test_support::findFreePort();
     server_ = std::make_unique<cmd_testing::CacheServerProcess>(
-        std::vector<std::string>{"--db-host",        "127.0.0.1",
-                                 "--db-port",        std::to_string(postgres.port()),
-                                 "--db-user",        "postgres",
-                                 "--db-name",        database,
-                                 "--tls-dir",        directory_.string(),
-                                 "--listen-address", "127.0.0.1",
-                                 "--listen-port",    std::to_string(listenPort_),
-                                 "--http-port",      std::to_string(httpPort),
-                                 "--kubeconfig",     (directory_ / "kubeconfig").string(),
-                                 "--argo-outputs",   GetParam().argoOutputs,
-                                 "--log-level",      "debug"},
+        std::vector<std::string>{"--db-host",
+                                 "127.0.0.1",
+                                 "--db-port",
+                                 std::to_string(postgres.port()),
+                                 "--db-user",
+                                 "postgres",
+                                 "--db-name",
+                                 database,
+                                 "--tls-dir",
+                                 directory_.string(),
+                                 "--listen-address",
+                                 "127.0.0.1",
+                                 "--listen-port",
+                                 std::to_string(listenPort_),
+                                 "--http-port",
+                                 std::to_string(httpPort),
+                                 "--kubeconfig",
+                                 (directory_ / "kubeconfig").string(),
+                                 "--argo-outputs",
+                                 GetParam().argoOutputs,
+                                 "--read-offloaded-templates",
+                                 GetParam().offloadedTemplate ? "true" : "false",
+                                 "--log-level",
+                                 "debug"},
         "kcache-0", directory_ / "server.log");
     // Ready: the webhook answers and the store has; the watcher leads (it holds the Lease).
     ASSERT_TRUE(waitFor(
@@ -138,6 +151,8 @@ class ArgoEndToEndTest : public ::testing::TestWithParam<ArgoLine> {
                                 (GetParam().fixture + ".configmap.json"));
       configMap["metadata"]["name"] = metadata["name"];
       configMap["metadata"]["labels"][kWorkflowLabel] = workflow;
+      // Argo makes the run's Workflow its owner; kcache reads no other ConfigMap.
+      configMap["metadata"]["ownerReferences"] = metadata["ownerReferences"];
       fake_.createObject("configmaps", configMap);
     }
     return pod;

@@ -67,6 +67,7 @@ class CacheServerProcess {
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
   }
+  pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
 
   // Waits up to `limit` for the process to end by itself; its exit code, or nullopt if it is

@@ -267,7 +267,12 @@ TEST_F(CachectlTest, ExplainNamesEverySkipRule) {
 
 TEST_F(CachectlTest, ExplainReadsAnOffloadedTemplateFromItsConfigMap) {
   const std::string pods = std::string(KCACHE_TEST_DATA_DIR) + "/pods/";
-  const auto withoutConfigMap = run({"explain", "--pod", pods + "argo-3.6-offloaded.json"}, false);
+  // As cache-server by default: skipped, no ConfigMap needed.
+  const auto byDefault = run({"explain", "--pod", pods + "argo-3.6-offloaded.json"});
+  EXPECT_NE(byDefault.out.find("skipped (template_offloaded)"), std::string::npos) << byDefault.out;
+  const auto withoutConfigMap =
+      run({"explain", "--read-offloaded-templates=true", "--pod", pods + "argo-3.6-offloaded.json"},
+          false);
   EXPECT_NE(withoutConfigMap.exitCode, 0);
   EXPECT_NE(withoutConfigMap.err.find("--configmap"), std::string::npos) << withoutConfigMap.err;
 
@@ -279,8 +284,9 @@ TEST_F(CachectlTest, ExplainReadsAnOffloadedTemplateFromItsConfigMap) {
   // The key is the one of the same template inline (the 3.6 fixture carries it on `init`).
   const auto inlineKey = run({"key", "--pod", pods + "argo-3.6.json"}, false);
   ASSERT_EQ(inlineKey.exitCode, 0) << inlineKey.err;
-  const auto explained = run({"explain", "--pod", pods + "argo-3.6-offloaded.json", "--configmap",
-                              pods + "argo-3.6-offloaded.configmap.json"});
+  const auto explained =
+      run({"explain", "--read-offloaded-templates=true", "--pod", pods + "argo-3.6-offloaded.json",
+           "--configmap", pods + "argo-3.6-offloaded.configmap.json"});
   EXPECT_EQ(explained.exitCode, 0) << explained.err;
   EXPECT_NE(explained.out.find("execution key: " + inlineKey.out.substr(0, 64)), std::string::npos)
       << explained.out;

@@ -93,3 +93,34 @@ TEST(DsnTest, ConnectTimeoutIsAddedUnlessPresent) {
 
 }  // namespace
 }  // namespace kcache::store
+
+namespace kcache::store {
+namespace {
+
+TEST(UnverifiedServerWarning, NamesANetworkDatabaseWhoseCertificateIsNotVerified) {
+  const auto prefer = unverifiedServerWarning("host=pg.databases.svc port=5432", nullptr);
+  ASSERT_TRUE(prefer);
+  EXPECT_NE(prefer->find("pg.databases.svc"), std::string::npos);
+  EXPECT_NE(prefer->find("sslmode=prefer"), std::string::npos) << "libpq's default";
+  EXPECT_TRUE(unverifiedServerWarning("host=10.0.0.7 sslmode=require", nullptr));
+  EXPECT_TRUE(unverifiedServerWarning("host=db sslmode=disable password=secret", nullptr));
+  EXPECT_EQ(unverifiedServerWarning("host=db password=secret", nullptr)->find("secret"),
+            std::string::npos);
+  // PGSSLMODE counts when the string sets no sslmode, never over it.
+  EXPECT_FALSE(unverifiedServerWarning("host=db", "verify-full"));
+  EXPECT_TRUE(unverifiedServerWarning("host=db sslmode=require", "verify-full"));
+}
+
+TEST(UnverifiedServerWarning, IsSilentForVerifiedOrLocalConnections) {
+  EXPECT_FALSE(unverifiedServerWarning("host=db sslmode=verify-full sslrootcert=/ca.pem", nullptr));
+  EXPECT_FALSE(unverifiedServerWarning("host=db sslmode=verify-ca", nullptr));
+  EXPECT_FALSE(unverifiedServerWarning("host=localhost", nullptr));
+  EXPECT_FALSE(unverifiedServerWarning("host=127.0.0.1 sslmode=disable", nullptr));
+  EXPECT_FALSE(unverifiedServerWarning("host=::1", nullptr));
+  EXPECT_FALSE(unverifiedServerWarning("host=/var/run/postgresql", nullptr));
+  EXPECT_FALSE(unverifiedServerWarning("dbname=x", nullptr)) << "libpq's default: a Unix socket";
+  EXPECT_FALSE(unverifiedServerWarning("host='unterminated", nullptr));
+}
+
+}  // namespace
+}  // namespace kcache::store

@@ -214,6 +214,66 @@ TEST_F(JoinTest, TheDeletedBufferIsCappedOldestFirst) {
   EXPECT_EQ(pod(readyPod("new", 2, "n4")).size(), 1u);
 }
 
+// Outputs of about `bytes` bytes (one parameter value).
+json outputsOfSize(std::size_t bytes) {
+  return {{"parameters", json::array({{{"name", "blob"}, {"value", std::string(bytes, 'x')}}})}};
+}
+
+TEST_F(JoinTest, TaskResultsAreKeptWithinTheByteBudget) {
+  config_.maxTaskResultBytes = 100'000;
+  config_.maxDeletedTaskResults = 1000;
+  // A flood of large task results that no pod claims: memory stays within the budget.
+  for (int i = 0; i < 50; ++i)
+    result(taskResult(testing::numbered("junk", i), "true", outputsOfSize(10'000)));
+  EXPECT_LE(join().taskResultBytes(), 100'000u);
+  EXPECT_LE(metrics_.join.taskResultBytes.value(), 100'000);
+  EXPECT_GE(metrics_.join.outputsDropped.value(), 40);
+  EXPECT_EQ(join().liveTaskResults(), 50u);
+
+  // The step whose task result was not kept is never recorded, with or without outputs: not
+  // when its pod completes, not when the wait for outputs ends, not from a later event.
+  const auto dropped = readyPod("p", 1, testing::numbered("junk", 49));
+  EXPECT_TRUE(pod(dropped).empty());
+  EXPECT_EQ(metrics_.join.abandoned.value(), 1);
+  EXPECT_TRUE(expire(minutes(30)).empty());
+  EXPECT_TRUE(pod(dropped, seconds(1)).empty());
+  EXPECT_EQ(metrics_.join.recordedWithoutOutputs.value(), 0);
+  EXPECT_EQ(join().waitingPods(), 0u);
+
+  // A waiting pod whose task result arrives over the budget is not recorded either.
+  EXPECT_TRUE(pod(readyPod("q", 2, "late")).empty());
+  EXPECT_TRUE(result(taskResult("late", "true", outputsOfSize(10'000)), seconds(2)).empty());
+  // (p's second sighting counted once more: nothing remembers a pod that is not waiting.)
+  EXPECT_EQ(metrics_.join.abandoned.value(), 3);
+  EXPECT_EQ(join().waitingPods(), 0u);
+}
+
+TEST_F(JoinTest, BufferedTaskResultsMakeRoomFirstAndDeletionsFreeTheBudget) {
+  config_.maxTaskResultBytes = 50'000;
+  config_.maxDeletedTaskResults = 1000;
+  for (int i = 0; i < 4; ++i) {
+    const std::string node = testing::numbered("n", i);
+    result(taskResult(node, "true", outputsOfSize(10'000)));
+    deleted(taskResult(node, "true", outputsOfSize(10'000)), seconds(i));
+  }
+  EXPECT_EQ(join().deletedTaskResults(), 4u);
+  // A new live one fits by evicting the oldest buffered one; its step is recorded with outputs.
+  const auto big = outputsOfSize(15'000);
+  EXPECT_TRUE(result(taskResult("live", "true", big), seconds(5)).empty());
+  EXPECT_EQ(metrics_.join.outputsDropped.value(), 0);
+  EXPECT_GE(metrics_.join.bufferEvictions.value(), 1);
+  EXPECT_LE(join().taskResultBytes(), 50'000u);
+  const auto plans = pod(readyPod("p", 1, "live"), seconds(6));
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(argoOutputsOf(plans[0]), big.dump());
+
+  // Once deleted and expired, the bytes are given back.
+  deleted(taskResult("live", "true", big), seconds(7));
+  EXPECT_TRUE(expire(minutes(30)).empty());
+  EXPECT_EQ(join().taskResultBytes(), 0u);
+  EXPECT_EQ(metrics_.join.taskResultBytes.value(), 0);
+}
+
 TEST_F(JoinTest, ARelistWithoutATaskResultBuffersItAsDeleted) {
   result(taskResult("n1", "true"));
   result(taskResult("n2", "false"));

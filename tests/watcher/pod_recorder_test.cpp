@@ -41,6 +41,94 @@ class PodRecorderTest : public ::testing::Test {
   std::unique_ptr<PodRecorder> recorder_;
 };
 
+// A completed pod whose template Argo offloaded to a ConfigMap, owned by Workflow "wf-uid"; the
+// template itself is returned for the ConfigMap.
+std::pair<nlohmann::json, std::string> offloadedPod(const std::string& name, int n) {
+  auto pod = makeTaggedPod("ns", name, keyFor(n));
+  markSucceeded(pod, "{}");
+  auto& env = pod["spec"]["containers"][1]["env"][0];
+  std::string argoTemplate = env["value"];
+  env["value"] = "offloaded";
+  pod["metadata"]["ownerReferences"] = nlohmann::json::array(
+      {{{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Workflow"}, {"uid", "wf-uid"}}});
+  return {pod, argoTemplate};
+}
+
+nlohmann::json configMapFor(const std::string& name, const std::string& argoTemplate,
+                            const std::string& ownerUid) {
+  nlohmann::json configMap = {{"apiVersion", "v1"},
+                              {"kind", "ConfigMap"},
+                              {"metadata", {{"name", name}, {"namespace", "ns"}}},
+                              {"data", {{"ARGO_TEMPLATE", argoTemplate}}}};
+  if (!ownerUid.empty()) {
+    configMap["metadata"]["ownerReferences"] = nlohmann::json::array(
+        {{{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Workflow"}, {"uid", ownerUid}}});
+  }
+  return configMap;
+}
+
+class OffloadedPodRecorderTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PodRecorder> recorder(bool readOffloadedTemplates) {
+    RecorderConfig config;
+    config.retryBackoff = BackoffConfig{milliseconds(10), milliseconds(50)};
+    config.readOffloadedTemplates = readOffloadedTemplates;
+    auto made = std::make_unique<PodRecorder>(store_, *api_, config, metrics_);
+    made->start();
+    return made;
+  }
+  RecordingPlan plan(const nlohmann::json& pod) {
+    RecordingRules rules;
+    rules.readOffloadedTemplates = true;
+    return planRecording(server_.createPod(pod), rules, 0).value();
+  }
+  double refusals(const std::string& reason) {
+    return registry_.counter("kcache_watcher_record_refusals_total", "", {{"reason", reason}})
+        .value();
+  }
+  int64_t configMapRequests() const {
+    int64_t count = 0;
+    for (const auto& request : server_.requests()) {
+      if (request.path.find("/configmaps") != std::string::npos) ++count;
+    }
+    return count;
+  }
+
+  FakeKubeServer server_;
+  std::unique_ptr<kube::KubeApi> api_ = kube::makeKubeClient(configFor(server_));
+  InMemoryCacheRecorder store_;
+  core::MetricsRegistry registry_;
+  WatcherMetrics metrics_{registry_};
+};
+
+TEST_F(OffloadedPodRecorderTest, OnlyTheConfigMapOfThePodsWorkflowIsRead) {
+  auto reading = recorder(true);
+  const auto [owned, ownedTemplate] = offloadedPod("owned", 1);
+  server_.createObject("configmaps", configMapFor("owned", ownedTemplate, "wf-uid"));
+  const auto [planted, plantedTemplate] = offloadedPod("planted", 2);
+  server_.createObject("configmaps", configMapFor("planted", plantedTemplate, ""));
+  const auto [foreign, foreignTemplate] = offloadedPod("foreign", 3);
+  server_.createObject("configmaps", configMapFor("foreign", foreignTemplate, "other-uid"));
+  for (const auto* pod : {&planted, &foreign, &owned}) reading->enqueue(plan(*pod));
+  ASSERT_TRUE(waitFor([&] { return metrics_.patches.value() == 1 && reading->queued() == 0; }));
+  ASSERT_EQ(store_.entries().size(), 1u);
+  EXPECT_EQ(store_.entries().at(0).podName, "owned");
+  EXPECT_EQ(store_.entries().at(0).executionTemplate, ownedTemplate);
+  EXPECT_EQ(refusals("template_not_owned"), 2);
+}
+
+TEST_F(OffloadedPodRecorderTest, OffTheRecorderRefusesWithoutAConfigMapRequest) {
+  auto notReading = recorder(false);
+  const auto [pod, argoTemplate] = offloadedPod("p", 1);
+  server_.createObject("configmaps", configMapFor("p", argoTemplate, "wf-uid"));
+  server_.clearRequests();
+  notReading->enqueue(plan(pod));
+  ASSERT_TRUE(waitFor([&] { return refusals("template_offloaded") == 1; }));
+  EXPECT_EQ(notReading->queued(), 0u);
+  EXPECT_TRUE(store_.entries().empty());
+  EXPECT_EQ(configMapRequests(), 0);
+}
+
 TEST_F(PodRecorderTest, RepeatedEventsOfOnePodRecordItOnce) {
   const auto pod = completedPod("p", 1);
   for (int i = 0; i < 5; ++i) recorder_->enqueue(pod);

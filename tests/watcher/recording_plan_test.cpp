@@ -178,9 +178,17 @@ TEST(RecordingPlanRefusals, AnOffloadedTemplateIsCheckedAgainstItsConfigMap) {
   auto pod = completedPod();
   const std::string argoTemplate = pod["spec"]["containers"][1]["env"][0]["value"];
   setMainTemplate(pod, "offloaded");
-  auto plan = planRecording(pod, {}, 0);
+  pod["metadata"]["ownerReferences"] = nlohmann::json::array(
+      {{{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "Workflow"}, {"uid", "wf-uid"}}});
+  // Off by default: refused without reading anything.
+  EXPECT_EQ(planRecording(pod, {}, 0).error(), SkipReason::kTemplateOffloaded);
+  EXPECT_EQ(refusalLabel(SkipReason::kTemplateOffloaded), "template_offloaded");
+  RecordingRules reading;
+  reading.readOffloadedTemplates = true;
+  auto plan = planRecording(pod, reading, 0);
   ASSERT_TRUE(plan);
   EXPECT_TRUE(plan->templateOffloaded);
+  EXPECT_EQ(plan->workflowUid, "wf-uid");
   const auto verified = verifyOffloadedKey(*plan, argoTemplate, store::CacheScope::kNamespace);
   ASSERT_TRUE(verified);
   EXPECT_FALSE(verified->templateOffloaded);

@@ -159,10 +159,26 @@ class ArgoDeliveryTest : public ::testing::Test {
     return pod;
   }
 
-  AdmissionConfig configFor(ArgoOutputsMode mode) {
+  // The ConfigMap Argo offloads argo-3.6-offloaded's template to, owned by the same Workflow.
+  json offloadConfigMap() const {
+    json configMap = readData("pods/argo-3.6-offloaded.configmap.json");
+    configMap["metadata"]["ownerReferences"][0]["uid"] = workflow["metadata"]["uid"];
+    return configMap;
+  }
+
+  AdmissionConfig configFor(ArgoOutputsMode mode, bool readOffloadedTemplates = true) {
     AdmissionConfig config;
     config.argoOutputs = mode;
+    config.readOffloadedTemplates = readOffloadedTemplates;
     return config;
+  }
+
+  int64_t configMapRequests() const {
+    int64_t count = 0;
+    for (const auto& request : kube.requests()) {
+      if (request.path.find("/configmaps") != std::string::npos) ++count;
+    }
+    return count;
   }
 
   int64_t record(const std::string& argoTemplate, const std::string& outputs = kOutputs) {
@@ -378,7 +394,7 @@ TEST_F(ArgoDeliveryTest, OffloadedTemplateIsReadFromTheConfigMapAndGivesTheInlin
             1);
 
   // A ConfigMap without the key: the same.
-  json configMap = readData("pods/argo-3.6-offloaded.configmap.json");
+  json configMap = offloadConfigMap();
   json emptyConfigMap = configMap;
   emptyConfigMap["data"] = json::object();
   kube.createObject("configmaps", emptyConfigMap);
@@ -397,10 +413,45 @@ TEST_F(ArgoDeliveryTest, OffloadedTemplateIsReadFromTheConfigMapAndGivesTheInlin
             2);
 }
 
+TEST_F(ArgoDeliveryTest, OffloadedTemplateIsNotReadByDefault) {
+  ArgoWebhook webhook(*cacheStore, kube, configFor(ArgoOutputsMode::kAuto, false));
+  record(inlineTemplateOf(podFixture("argo-3.6")));
+  kube.createObject("configmaps", offloadConfigMap());
+  kube.clearRequests();
+  EXPECT_FALSE(webhook.admit(reviewOf(podFixture("argo-3.6-offloaded"))).hasPatch);
+  EXPECT_EQ(webhook.counter("kcache_admission_skips_total", {{"reason", "template_offloaded"}}), 1);
+  EXPECT_EQ(configMapRequests(), 0) << "off, kcache never asks for a ConfigMap";
+  EXPECT_TRUE(kube.objects(kTaskResults).empty());
+}
+
+TEST_F(ArgoDeliveryTest, OffloadedTemplateFromAConfigMapTheWorkflowDoesNotOwnIsNotUsed) {
+  ArgoWebhook webhook(*cacheStore, kube, configFor(ArgoOutputsMode::kAuto));
+  record(inlineTemplateOf(podFixture("argo-3.6")));
+  // Anyone who may create ConfigMaps in the namespace can pre-create one named after the pod.
+  json planted = offloadConfigMap();
+  planted["metadata"].erase("ownerReferences");
+  kube.createObject("configmaps", planted);
+  EXPECT_FALSE(webhook.admit(reviewOf(podFixture("argo-3.6-offloaded"))).hasPatch);
+  kube.deleteObject("configmaps", kNamespace, planted["metadata"]["name"]);
+  // Owned by another Workflow: the same.
+  planted["metadata"]["ownerReferences"] =
+      json::array({{{"apiVersion", "argoproj.io/v1alpha1"},
+                    {"kind", "Workflow"},
+                    {"name", "other"},
+                    {"uid", "00000000-0000-0000-0000-000000000000"},
+                    {"controller", true}}});
+  kube.createObject("configmaps", planted);
+  EXPECT_FALSE(webhook.admit(reviewOf(podFixture("argo-3.6-offloaded"))).hasPatch);
+  EXPECT_EQ(webhook.counter("kcache_admission_errors_total", {{"reason", "template_unavailable"}}),
+            2);
+  EXPECT_EQ(webhook.counter("kcache_offloaded_template_reads_total", {{"result", "failed"}}), 2);
+  EXPECT_TRUE(kube.objects(kTaskResults).empty());
+}
+
 TEST_F(ArgoDeliveryTest, OffloadedTemplateReadTooSlowlyIsLeftAlone) {
   ArgoWebhook webhook(*cacheStore, kube, configFor(ArgoOutputsMode::kAuto));
   record(inlineTemplateOf(podFixture("argo-3.6")));
-  kube.createObject("configmaps", readData("pods/argo-3.6-offloaded.configmap.json"));
+  kube.createObject("configmaps", offloadConfigMap());
   // Slower than the client's 500 ms; twice, as cpprestsdk resends once on a reused connection.
   kube.delayNextRequests(2, std::chrono::milliseconds(1500), "/configmaps/", "GET");
   EXPECT_FALSE(webhook.admit(reviewOf(podFixture("argo-3.6-offloaded"))).hasPatch);

@@ -232,12 +232,23 @@ INSTANTIATE_TEST_SUITE_P(
                                OutputsDelivery::kTaskResult, "supervisor"}),
     [](const auto& info) { return testing::parameterName(info.param.fixture); });
 
-TEST(OffloadedTemplate, PlanWaitsForTheConfigMapThenHasTheInlineKey) {
+TEST(OffloadedTemplate, IsSkippedUnlessReadingOffloadedTemplatesIsOn) {
   const auto plan = planLookup(requestFor(podFixture("argo-3.6-offloaded")), AdmissionConfig{});
+  ASSERT_TRUE(std::holds_alternative<Skip>(plan));
+  EXPECT_EQ(std::get<Skip>(plan).reason, SkipReason::kTemplateOffloaded);
+  EXPECT_EQ(toString(SkipReason::kTemplateOffloaded), "template_offloaded");
+}
+
+TEST(OffloadedTemplate, PlanWaitsForTheConfigMapThenHasTheInlineKey) {
+  AdmissionConfig reading;
+  reading.readOffloadedTemplates = true;
+  const auto plan = planLookup(requestFor(podFixture("argo-3.6-offloaded")), reading);
   ASSERT_TRUE(std::holds_alternative<LookupPlan>(plan));
   const auto& offloaded = std::get<LookupPlan>(plan);
   EXPECT_TRUE(offloaded.templateOffloaded);
   EXPECT_TRUE(offloaded.key.empty());
+  // The Workflow whose ConfigMap alone may be used: the pod's owner.
+  EXPECT_EQ(offloaded.workflowUid, "1b0f7a5e-4c1d-4a3b-9f0e-2d6c8b7a9e01");
 
   const std::string argoTemplate =
       readJson("pods/argo-3.6-offloaded.configmap.json")["data"]["ARGO_TEMPLATE"];
