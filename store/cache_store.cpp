@@ -139,31 +139,39 @@ class CacheStore::Impl {
     });
   }
 
-  int64_t record(CacheScope scope, const NewEntry& entry) {
+  RecordResult record(CacheScope scope, const NewEntry& entry) {
     const std::string request = describeRequest("record", scope, entry.namespaceName, entry.key);
     const std::string owner = requiredNamespace(scope, entry.namespaceName, request);
     if (entry.key.empty()) throw StoreError(request + ": empty key");
     // Between a refused upsert and reading the existing id, GC may delete the row: try again.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      const std::optional<int64_t> id =
+      const std::optional<RecordResult> result =
           withConnection(request, options_.writeTimeout, [&](pqxx::connection& connection) {
             pqxx::work txn(connection);
             setLocalTimeout(txn, options_.writeTimeout);
-            pqxx::result rows = txn.exec_prepared(
+            const pqxx::result written = txn.exec_prepared(
                 "kcache_upsert", entry.key, entry.executionTemplate, entry.executionOutput,
                 entry.maxCacheStaleness, entry.recordedAtInSec, entry.namespaceName, entry.podName,
-                entry.runDurationSeconds, owner);
-            if (rows.empty()) {
-              rows = txn.exec_prepared("kcache_existing_id", entry.key);
-              if (!rows.empty() && !owner.empty() && rows[0][1].as<std::string>() != owner) {
-                throw StoreError(request + ": the key already belongs to an entry of namespace " +
-                                 rows[0][1].as<std::string>());
-              }
+                entry.runDurationSeconds, owner, options_.maximumStalenessSeconds);
+            if (!written.empty()) {
+              txn.commit();
+              return std::optional<RecordResult>(RecordResult{
+                  written[0][0].as<int64_t>(), written[0][1].as<bool>()
+                                                   ? RecordOutcome::kInserted
+                                                   : RecordOutcome::kReplaced});
+            }
+            const pqxx::result existing = txn.exec_prepared("kcache_existing_id", entry.key);
+            if (!existing.empty() && !owner.empty() &&
+                existing[0][1].as<std::string>() != owner) {
+              throw StoreError(request + ": the key already belongs to an entry of namespace " +
+                               existing[0][1].as<std::string>());
             }
             txn.commit();
-            return rows.empty() ? std::nullopt : std::optional<int64_t>(rows[0][0].as<int64_t>());
+            if (existing.empty()) return std::optional<RecordResult>();
+            return std::optional<RecordResult>(
+                RecordResult{existing[0][0].as<int64_t>(), RecordOutcome::kKept});
           });
-      if (id) return *id;
+      if (result) return *result;
     }
     throw StoreError(request + ": the entry kept disappearing while being recorded");
   }
@@ -480,8 +488,20 @@ void CacheStore::noteHit(int64_t entryId, int64_t nowInSec) {
   impl_->noteHit(entryId, nowInSec);
 }
 
-int64_t CacheStore::record(CacheScope scope, const NewEntry& entry) {
+RecordResult CacheStore::recordEntry(CacheScope scope, const NewEntry& entry) {
   return impl_->record(scope, entry);
+}
+
+std::string_view toString(RecordOutcome outcome) {
+  switch (outcome) {
+    case RecordOutcome::kInserted:
+      return "inserted";
+    case RecordOutcome::kReplaced:
+      return "replaced a stale entry";
+    case RecordOutcome::kKept:
+      return "kept the fresh entry already there";
+  }
+  return "unknown";
 }
 
 int CacheStore::migrate() {

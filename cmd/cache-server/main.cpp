@@ -200,6 +200,9 @@ int run(cache_server::Options& options, const sigset_t& signals) {
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
   const core::StalenessPolicy staleness = loaded.config.staleness;  // the watcher records with it
+  // First fresh writer wins, with freshness capped by MAXIMUM_CACHE_STALENESS.
+  storeOptions.maximumStalenessSeconds =
+      staleness.maximumSeconds().value_or(core::kUnlimitedStaleness);
   core::MetricsRegistry metrics;
   StoreWhenConnected lookup;
   const auto argoApi = argoApiClient(options);
