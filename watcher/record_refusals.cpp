@@ -8,7 +8,9 @@ RecordRefusals::RecordRefusals(core::MetricsRegistry& registry) {
   // Every reason is visible at 0 from the first scrape.
   for (const SkipReason reason :
        {SkipReason::kNoKey, SkipReason::kInvalidKey, SkipReason::kNoTemplate,
-        SkipReason::kBadTemplate, SkipReason::kKeyMismatch}) {
+        SkipReason::kBadTemplate, SkipReason::kKeyMismatch,
+        // tenancy (issue 13)
+        SkipReason::kNamespaceNotWriter}) {
     counters_[reason] = &registry.counter(
         "kcache_watcher_record_refusals_total",
         "Completed pods not recorded because their execution key cannot be trusted, by reason.",

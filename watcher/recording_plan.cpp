@@ -58,6 +58,9 @@ std::string_view toString(SkipReason reason) {
       return "ARGO_TEMPLATE gives no execution key";
     case SkipReason::kKeyMismatch:
       return "the execution key annotation is not the key of the pod's template and namespace";
+    case SkipReason::kNamespaceNotWriter:
+      return "the pod's namespace is not in --cluster-scope-writers, so it may not write the "
+             "shared cache";
   }
   return "unknown";
 }
@@ -74,6 +77,9 @@ std::optional<std::string_view> refusalLabel(SkipReason reason) {
       return "template_invalid";
     case SkipReason::kKeyMismatch:
       return "key_mismatch";
+    // tenancy (issue 13)
+    case SkipReason::kNamespaceNotWriter:
+      return "namespace_not_writer";
     default:
       return std::nullopt;
   }
@@ -122,6 +128,10 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   }
   if (!stringMember(labels, contract::kReusedFromCacheLabel).value_or("").empty()) {
     return core::Unexpected(SkipReason::kReplay);
+  }
+  if (rules.scope == store::CacheScope::kCluster && rules.clusterScopeWriters &&
+      !rules.clusterScopeWriters->contains(identity.namespaceName)) {
+    return core::Unexpected(SkipReason::kNamespaceNotWriter);
   }
   const auto key = stringMember(annotations, contract::kExecutionCacheKeyAnnotation);
   if (!key) return core::Unexpected(SkipReason::kNoKey);

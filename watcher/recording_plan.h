@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/expected.h"
+#include "core/name_list.h"
 #include "core/staleness.h"
 #include "store/cache_store.h"
 
@@ -42,6 +43,12 @@ struct RecordingRules {
   // The key the pod's annotation must equal, recomputed from its own template and namespace:
   // namespace-bound in namespace scope, template-only in cluster scope (store::keyBindingOf).
   store::CacheScope scope;
+  // --- tenancy (issue 13): who may write shared entries ---
+  // Cluster scope only: the namespaces whose pods may be recorded into the shared cache
+  // (--cluster-scope-writers; "*" for all). nullopt: not restricted (cachectl, whose operator is
+  // the writer); cache-server always sets it in cluster scope. Ignored in namespace scope, where
+  // an entry is only ever reused by the namespace that wrote it.
+  std::optional<core::NameList> clusterScopeWriters;
 };
 
 enum class SkipReason {
@@ -57,6 +64,10 @@ enum class SkipReason {
   kNoTemplate,   // no ARGO_TEMPLATE to recompute the key from
   kBadTemplate,  // ARGO_TEMPLATE gives no key
   kKeyMismatch,  // the recomputed key differs from the annotation
+  // --- tenancy (issue 13) refusals ---
+  // Cluster scope: the pod's namespace is not in --cluster-scope-writers, so its step may not
+  // enter the cache every namespace reads.
+  kNamespaceNotWriter,
 };
 // The label of kcache_watcher_record_refusals_total{reason}, for the refusals above; nullopt for
 // the other reasons (ordinary skips).

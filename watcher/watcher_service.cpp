@@ -68,9 +68,9 @@ void WatcherService::lead(std::stop_token stop) {
       config_.informer.namespaceName.empty() ? "all namespaces" : config_.informer.namespaceName);
   PodRecorder recorder(store_, *api_, config_.recorder, metrics_);
   recorder.start();
-  StepJoiner joiner(recorder, config_.join,
-                    RecordingRules(config_.recorder.staleness, config_.recorder.scope),
-                    metrics_.join);
+  RecordingRules rules(config_.recorder.staleness, config_.recorder.scope);
+  rules.clusterScopeWriters = config_.recorder.clusterScopeWriters;
+  StepJoiner joiner(recorder, config_.join, std::move(rules), metrics_.join);
   joiner.start();
   Informer informer(*api_, config_.informer, joiner.pods(), metrics_.pods);
   std::optional<Informer> taskResultInformer;
