@@ -139,6 +139,8 @@ std::string_view toString(SkipReason reason) {
       return "no_argo_template";
     case SkipReason::kStalenessDisabled:
       return "staleness_disabled";
+    case SkipReason::kUntrustedCreator:
+      return "untrusted_creator";
   }
   return "unknown";
 }
@@ -224,6 +226,12 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   if (stringMember(labels, contract::kCacheEnabledLabel) != contract::kTrue) {
     return skip(SkipReason::kCacheNotEnabled);
   }
+  if (!config.trustedCreators.empty() && !config.trustedCreators.contains(request.userName)) {
+    // The name is the caller's claim: shortened for the log line.
+    constexpr std::size_t kShownBytes = 128;
+    return skip(SkipReason::kUntrustedCreator,
+                "created by \"" + request.userName.substr(0, kShownBytes) + "\"");
+  }
   if (containers.empty()) return skip(SkipReason::kTfx, "the pod has no containers");
   if (isTfxPod(labels, containers)) return skip(SkipReason::kTfx);
   if (stringMember(annotations, contract::kV2ComponentAnnotation) == contract::kTrue) {
@@ -255,6 +263,8 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   plan.layout = core::detectArgoLayout(pod).layout;
   plan.outputsDelivery = chooseOutputsDelivery(config, plan.layout);
   plan.templateOffloaded = found->offloaded;
+  plan.mayRecord = config.scope != store::CacheScope::kCluster || !config.clusterScopeWriters ||
+                   config.clusterScopeWriters->contains(plan.namespaceName);
   return plan;
 }
 

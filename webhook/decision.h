@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/execution_output.h"
+#include "core/name_list.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
 #include "core/staleness.h"
@@ -48,6 +49,18 @@ struct AdmissionConfig {
   // Whether the webhook has a Kubernetes API client to create task results with. Without one,
   // auto delivers through the annotation for every pod.
   bool taskResultsAvailable = false;
+  // --- tenancy (issue 13) ---
+  // --trusted-creators: the user names (request.userInfo.username) whose pods kcache acts on;
+  // empty: any creator. Argo only consumes the outputs of pods its controller creates, so a pod
+  // anyone else created is not a workflow step: it is let through untouched (untrusted_creator),
+  // neither tagged for recording nor served a hit (which could make kcache create a task result on
+  // that creator's behalf).
+  core::NameList trustedCreators;
+  // --cluster-scope-writers, cluster scope only: pods of other namespaces are still served hits
+  // (reading shared entries is what the cluster scope is for) but a miss is not tagged for
+  // recording, since the watcher would refuse to record it. nullopt: not restricted.
+  std::optional<core::NameList> clusterScopeWriters;
+  // --- end tenancy ---
 };
 
 // The delivery for a pod of `layout` under `config` (pure).
@@ -62,6 +75,8 @@ enum class SkipReason {
   kKfpV2,              // v2_component annotation
   kNoArgoTemplate,     // no ARGO_TEMPLATE env value
   kStalenessDisabled,  // staleness resolves to 0
+  // tenancy (issue 13)
+  kUntrustedCreator,  // --trusted-creators is set and does not list request.userInfo.username
 };
 std::string_view toString(SkipReason reason);
 
@@ -101,6 +116,9 @@ struct LookupPlan {
   // ARGO_TEMPLATE is "offloaded": `key` stays empty until the template is read from the pod's
   // ConfigMap in the blocking phase (withOffloadedTemplate).
   bool templateOffloaded = false;
+  // tenancy (issue 13): false when the pod's namespace may not write the shared cache (cluster
+  // scope, --cluster-scope-writers): a hit is served, a miss is let through untagged.
+  bool mayRecord = true;
 };
 
 using Plan = std::variant<Skip, Failure, LookupPlan>;
@@ -139,6 +157,8 @@ struct AdmissionDecision {
   std::variant<Skip, Failure, Miss, Hit> outcome;
   std::string key;                                                 // set for Miss and Hit
   OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;  // how a Hit is delivered
+  // A Miss is tagged for recording (key annotation, empty cache_id label) only when true.
+  bool tagForRecording = true;
 };
 
 std::string_view outcomeLabel(const AdmissionDecision& decision);  // hit, miss, skipped, error
