@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/execution_output.h"
 #include "store/connection_pool.h"
 #include "store/deadline_watchdog.h"
 #include "store/dsn.h"
@@ -57,6 +58,13 @@ CacheEntry toEntry(const pqxx::row& row) {
   entry.hitCount = row[10].as<int64_t>();
   if (!row[11].is_null()) entry.lastHitAtInSec = row[11].as<int64_t>();
   return entry;
+}
+
+// Whether a lookup could replay this ExecutionOutput: readable, with outputs (the webhook treats
+// anything else as a miss, see webhook/decision.cpp interpretLookup).
+bool isReplayable(std::string_view executionOutput) {
+  const auto outputs = core::decodeExecutionOutput(executionOutput);
+  return outputs && !outputs->argoOutputs.empty();
 }
 
 StoreOptions withBoundedConnect(StoreOptions options) {
@@ -161,15 +169,26 @@ class CacheStore::Impl {
                                                    : RecordOutcome::kReplaced});
             }
             const pqxx::result existing = txn.exec_prepared("kcache_existing_id", entry.key);
-            if (!existing.empty() && !owner.empty() &&
-                existing[0][1].as<std::string>() != owner) {
+            if (existing.empty()) return std::optional<RecordResult>();
+            const int64_t existingId = existing[0][0].as<int64_t>();
+            if (!owner.empty() && existing[0][1].as<std::string>() != owner) {
               throw StoreError(request + ": the key already belongs to an entry of namespace " +
                                existing[0][1].as<std::string>());
             }
+            // An entry no lookup can replay (no outputs, or unreadable) is as good as none: a
+            // newer record with outputs replaces it, or the step would run forever uncached.
+            RecordOutcome outcome = RecordOutcome::kKept;
+            if (!isReplayable(existing[0][2].as<std::string>()) &&
+                isReplayable(entry.executionOutput) &&
+                existing[0][3].as<int64_t>() < entry.recordedAtInSec) {
+              txn.exec_prepared("kcache_replace_by_id", existingId, entry.executionTemplate,
+                                entry.executionOutput, entry.maxCacheStaleness,
+                                entry.recordedAtInSec, entry.namespaceName, entry.podName,
+                                entry.runDurationSeconds);
+              outcome = RecordOutcome::kReplaced;
+            }
             txn.commit();
-            if (existing.empty()) return std::optional<RecordResult>();
-            return std::optional<RecordResult>(
-                RecordResult{existing[0][0].as<int64_t>(), RecordOutcome::kKept});
+            return std::optional<RecordResult>(RecordResult{existingId, outcome});
           });
       if (result) return *result;
     }
@@ -338,6 +357,7 @@ class CacheStore::Impl {
     connection.prepare("kcache_lookup_legacy", sql::kLookupLegacy);
     connection.prepare("kcache_upsert", sql::kUpsert);
     connection.prepare("kcache_existing_id", sql::kExistingId);
+    connection.prepare("kcache_replace_by_id", sql::kReplaceById);
     connection.prepare("kcache_hits", sql::kHits);
     connection.prepare("kcache_gc_expired", sql::kGcExpired);
     connection.prepare("kcache_list_entries", sql::kListEntries);

@@ -89,10 +89,11 @@ struct RecordResult {
   RecordOutcome outcome = RecordOutcome::kInserted;
 };
 
-// What the watcher needs. First fresh writer wins: a record replaces the entry of its
+// What the watcher needs. First fresh writer wins: a newer record replaces the entry of its
 // (scope, namespace, key) only when that entry is no longer fresh under its own recorded
-// staleness (capped by StoreOptions::maximumStalenessSeconds) or came from the same pod
-// (namespace and pod name); otherwise the existing entry stays and its id is returned.
+// staleness (capped by StoreOptions::maximumStalenessSeconds), came from the same pod (namespace
+// and pod name), or cannot be replayed (no outputs, unreadable) while the record can; otherwise
+// the existing entry stays and its id is returned.
 class CacheRecorder {
  public:
   virtual ~CacheRecorder() = default;

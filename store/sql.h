@@ -94,8 +94,19 @@ inline const std::string kUpsert = R"(
              AND EXCLUDED."StartedAtInSec" - current."StartedAtInSec" > $10::bigint))
   RETURNING "ID", (xmax = 0) AS inserted)";
 
-inline const std::string kExistingId = R"(SELECT "ID", "Namespace" FROM execution_caches
-  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1)";
+// The entry a refused upsert left in place, locked until the end of the transaction so that it
+// can be replaced when it turns out not to be replayable (replaceUnusable).
+inline const std::string kExistingId = R"(SELECT "ID", "Namespace", "ExecutionOutput",
+    "StartedAtInSec" FROM execution_caches
+  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1 FOR UPDATE)";
+
+// Replaces entry $1 (locked by kExistingId) with the record: the same columns as kUpsert.
+inline const std::string kReplaceById = R"(
+  UPDATE execution_caches SET
+    "ExecutionTemplate" = $2, "ExecutionOutput" = $3, "MaxCacheStaleness" = $4,
+    "StartedAtInSec" = $5, "EndedAtInSec" = $5, "Namespace" = $6, "PodName" = $7,
+    "RunDurationInSec" = $8, "HitCount" = 0, "LastHitAtInSec" = NULL
+  WHERE "ID" = $1)";
 
 // $1 ids, $2 hit counts, $3 last hit times, as bigint array literals.
 inline const std::string kHits = R"(

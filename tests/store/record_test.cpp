@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/execution_output.h"
 #include "tests/store/store_fixture.h"
 
 namespace kcache::store::testing {
@@ -82,6 +83,35 @@ TEST_F(StoreTest, StaleEntryDoesNotBlockRefreshing) {
   const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 1000);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->executionOutput, "fresh");
+}
+
+TEST_F(StoreTest, AnEntryThatCannotBeReplayedGivesWayToOneThatCan) {
+  // Recorded without outputs (its task result never came): lookups treat it as a miss, so the
+  // step runs again, and its record must be able to take the key.
+  const std::string none = core::encodeExecutionOutput({"", "1"});
+  const std::string outputs = core::encodeExecutionOutput({R"({"parameters":[]})", "2"});
+  const int64_t id =
+      store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT, -1, none));
+  const RecordResult good = store().recordEntry(
+      CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 5, -1, outputs));
+  EXPECT_EQ(good.outcome, RecordOutcome::kReplaced);
+  EXPECT_EQ(good.entryId, id);
+  // Never the other way round, nor by an older record.
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT + 10, -1, none))
+                .outcome,
+            RecordOutcome::kKept);
+  store().record(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT, -1, "not json"));
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('b'), "team-a", kT - 1, -1, outputs))
+                .outcome,
+            RecordOutcome::kKept);
+  const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 10);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->executionOutput, outputs);
+  EXPECT_EQ(hit->startedAtInSec, kT + 5);
 }
 
 TEST_F(StoreTest, FreshnessIsJudgedAtTheEntrysOwnStalenessBoundaryInclusive) {
