@@ -164,9 +164,8 @@ class CacheStore::Impl {
             if (!written.empty()) {
               txn.commit();
               return std::optional<RecordResult>(RecordResult{
-                  written[0][0].as<int64_t>(), written[0][1].as<bool>()
-                                                   ? RecordOutcome::kInserted
-                                                   : RecordOutcome::kReplaced});
+                  written[0][0].as<int64_t>(),
+                  written[0][1].as<bool>() ? RecordOutcome::kInserted : RecordOutcome::kReplaced});
             }
             const pqxx::result existing = txn.exec_prepared("kcache_existing_id", entry.key);
             if (existing.empty()) return std::optional<RecordResult>();

@@ -217,9 +217,10 @@ void TaskResultDelivery::createOrAdopt(const TaskResultTarget& target, const jso
     throw DeliveryError(describe(target) + " exists and reading it failed: " + error.what());
   }
   if (!existing) throw DeliveryError(describe(target) + " exists but was gone when read");
-  const std::string entry = stringMember(memberOrNull(memberOrNull(taskResult, "metadata"), "labels"),
-                                         contract::kReplayedFromLabel)
-                                .value_or("?");
+  const std::string entry =
+      stringMember(memberOrNull(memberOrNull(taskResult, "metadata"), "labels"),
+                   contract::kReplayedFromLabel)
+          .value_or("?");
   if (!isTaskResultAsBuilt(*existing, taskResult)) {
     throw DeliveryError(describe(target) +
                         " already exists and is not what kcache creates for entry " + entry +

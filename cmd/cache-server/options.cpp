@@ -234,8 +234,9 @@ std::vector<std::string> ineffectiveSettings(const Options& options) {
   std::vector<std::string> warnings;
   if (options.cacheScope != "cluster" &&
       !core::NameList::parse(options.clusterScopeWriters).empty()) {
-    warnings.push_back("--cluster-scope-writers is ignored in namespace scope, where an entry is "
-                       "only ever reused by the namespace that recorded it");
+    warnings.push_back(
+        "--cluster-scope-writers is ignored in namespace scope, where an entry is "
+        "only ever reused by the namespace that recorded it");
   }
   return warnings;
 }

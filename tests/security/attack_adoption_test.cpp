@@ -2,8 +2,8 @@
 // may meet a 409 when one of that name exists. kcache used to adopt it when it merely carried its
 // replay label; every Argo executor in the namespace may create task results, so one could
 // pre-create the victim step's task result with that label and forged outputs, and Argo would
-// read them as the cached step's. Now only a task result equal to what kcache would create (outputs,
-// owner, labels) is adopted; anything else lets the step run (a miss, never a denial).
+// read them as the cached step's. Now only a task result equal to what kcache would create
+// (outputs, owner, labels) is adopted; anything else lets the step run (a miss, never a denial).
 #include "tests/security/attack_fixture.h"
 
 namespace kcache::security_testing {
@@ -29,11 +29,10 @@ class AdoptionAttackTest : public AttackTest {
                {{kWorkflowLabel, pod["metadata"]["labels"][kWorkflowLabel]},
                 {kCompletedLabel, "true"},
                 {"kcache.kubeflow.org/replayed-from", entryId_}}},
-              {"ownerReferences",
-               json::array({{{"apiVersion", "argoproj.io/v1alpha1"},
-                             {"kind", "Workflow"},
-                             {"name", pod["metadata"]["labels"][kWorkflowLabel]},
-                             {"uid", workflowUid(run)}}})}}},
+              {"ownerReferences", json::array({{{"apiVersion", "argoproj.io/v1alpha1"},
+                                                {"kind", "Workflow"},
+                                                {"name", pod["metadata"]["labels"][kWorkflowLabel]},
+                                                {"uid", workflowUid(run)}}})}}},
             {"outputs", stepOutputs("0.93")}};
   }
 

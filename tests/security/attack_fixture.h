@@ -52,8 +52,8 @@ class AttackTest : public ::testing::Test {
   // tests/data/pods/<fixture>.json; waits until it is ready and, when it watches, leads.
   void startServer(const std::string& fixture, const std::vector<std::string>& extra,
                    cmd_testing::EnvironmentChanges environment = {}) {
-    directory_ = fs::temp_directory_path() / ("kcache-attack-" + std::to_string(::getpid()) +
-                                              "-" + std::to_string(++serverCount_));
+    directory_ = fs::temp_directory_path() / ("kcache-attack-" + std::to_string(::getpid()) + "-" +
+                                              std::to_string(++serverCount_));
     fs::create_directories(directory_);
     auto& postgres = test_support::PostgresServer::shared();
     dsn_ = postgres.createFreshDatabase("attack");
@@ -166,17 +166,16 @@ class AttackTest : public ::testing::Test {
   void runStep(const json& admittedPod, const json& outputs) {
     const std::string nodeId = nodeIdOf(admittedPod);
     const std::string ns = admittedPod["metadata"]["namespace"];
-    fake_.createObject(
-        kTaskResults,
-        {{"apiVersion", "argoproj.io/v1alpha1"},
-         {"kind", "WorkflowTaskResult"},
-         {"metadata",
-          {{"name", nodeId},
-           {"namespace", ns},
-           {"labels",
-            {{kWorkflowLabel, admittedPod["metadata"]["labels"][kWorkflowLabel]},
-             {kCompletedLabel, "true"}}}}},
-         {"outputs", outputs}});
+    fake_.createObject(kTaskResults,
+                       {{"apiVersion", "argoproj.io/v1alpha1"},
+                        {"kind", "WorkflowTaskResult"},
+                        {"metadata",
+                         {{"name", nodeId},
+                          {"namespace", ns},
+                          {"labels",
+                           {{kWorkflowLabel, admittedPod["metadata"]["labels"][kWorkflowLabel]},
+                            {kCompletedLabel, "true"}}}}},
+                        {"outputs", outputs}});
     fake_.modifyPod(ns, admittedPod["metadata"]["name"], [](json& pod) {
       pod["status"] = json::parse(R"({"phase": "Succeeded", "containerStatuses": [
         {"name": "main", "state": {"terminated": {"exitCode": 0,

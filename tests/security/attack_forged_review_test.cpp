@@ -42,9 +42,10 @@ class ForgedReviewAttackTest : public AttackTest {
     EXPECT_FALSE(runLegitimately(1, stepOutputs("team-b's secret"), kVictim).empty());
     json forged = podOfRun(2, kVictim);
     forged["metadata"].erase("ownerReferences");
-    fake_.createObject("workflows", {{"apiVersion", "argoproj.io/v1alpha1"},
-                                     {"kind", "Workflow"},
-                                     {"metadata", {{"name", "pipeline-run2"}, {"namespace", kVictim}}}});
+    fake_.createObject("workflows",
+                       {{"apiVersion", "argoproj.io/v1alpha1"},
+                        {"kind", "Workflow"},
+                        {"metadata", {{"name", "pipeline-run2"}, {"namespace", kVictim}}}});
     fake_.clearRequests();
     return forged;
   }

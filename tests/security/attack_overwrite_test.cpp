@@ -80,9 +80,9 @@ TEST_F(OverwriteAttackTest, APoisonedEntryDoesNotOutliveTheMaximumStaleness) {
   const std::string refreshed = runLegitimately(3, stepOutputs("0.93"));
   EXPECT_EQ(refreshed, std::to_string(entries()[0].id));
   ASSERT_EQ(entries().size(), 1u);
-  EXPECT_EQ(json::parse(json::parse(entries()[0].executionOutput)[kOutputsAnnotation]
-                            .get<std::string>()),
-            stepOutputs("0.93"));
+  EXPECT_EQ(
+      json::parse(json::parse(entries()[0].executionOutput)[kOutputsAnnotation].get<std::string>()),
+      stepOutputs("0.93"));
   const auto hit = admit(podOfRun(4));
   ASSERT_TRUE(isEchoPod(hit.patchedPod)) << log();
   EXPECT_EQ(hitOutputs(hit), stepOutputs("0.93"));

@@ -34,8 +34,9 @@ TEST_F(StoreTest, AFreshEntryIsKeptAgainstARecordOfAnotherPod) {
       CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 100, 60, "later"));
   EXPECT_EQ(later.outcome, RecordOutcome::kKept);
   EXPECT_EQ(later.entryId, first.entryId);
-  EXPECT_EQ(store().recordEntry(CacheScope::kNamespace,
-                                makeEntry(keyOf('a'), "team-a", kT - 100, -1, "older"))
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT - 100, -1, "older"))
                 .outcome,
             RecordOutcome::kKept);
   const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 100);
@@ -97,17 +98,17 @@ TEST_F(StoreTest, AnEntryThatCannotBeReplayedGivesWayToOneThatCan) {
   EXPECT_EQ(good.outcome, RecordOutcome::kReplaced);
   EXPECT_EQ(good.entryId, id);
   // Never the other way round, nor by an older record.
-  EXPECT_EQ(store()
-                .recordEntry(CacheScope::kNamespace,
-                             makeEntry(keyOf('a'), "team-a", kT + 10, -1, none))
-                .outcome,
-            RecordOutcome::kKept);
+  EXPECT_EQ(
+      store()
+          .recordEntry(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 10, -1, none))
+          .outcome,
+      RecordOutcome::kKept);
   store().record(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT, -1, "not json"));
-  EXPECT_EQ(store()
-                .recordEntry(CacheScope::kNamespace,
-                             makeEntry(keyOf('b'), "team-a", kT - 1, -1, outputs))
-                .outcome,
-            RecordOutcome::kKept);
+  EXPECT_EQ(
+      store()
+          .recordEntry(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT - 1, -1, outputs))
+          .outcome,
+      RecordOutcome::kKept);
   const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 10);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->executionOutput, outputs);

@@ -24,8 +24,7 @@ namespace kcache::watcher::testing {
 // Idempotent like the real store: one entry per (scope, namespace, key).
 class InMemoryCacheRecorder : public store::CacheRecorder {
  public:
-  store::RecordResult recordEntry(store::CacheScope scope,
-                                  const store::NewEntry& entry) override {
+  store::RecordResult recordEntry(store::CacheScope scope, const store::NewEntry& entry) override {
     std::lock_guard lock(mutex_);
     ++calls_;
     if (failuresLeft_ > 0) {
