@@ -34,7 +34,9 @@ TEST_F(OverwriteAttackTest, AForgedRecordOfAFreshStepChangesNothing) {
   const auto before = entries();
   ASSERT_EQ(before.size(), 1u);
 
-  // The attack: a record of the same step with poisoned outputs, a moment later.
+  // The attack: a record of the same step with poisoned outputs, a moment later (entries are
+  // recorded in whole seconds: a record of the same second never counted as newer).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const json legitimate = podOfRun(1);
   json forged = forgedRecordPod(legitimate, before[0].key, 2);
   forged["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P1000Y";
