@@ -65,7 +65,7 @@ TEST_F(OverwriteAttackTest, AForgedRecordOfAFreshStepChangesNothing) {
 TEST_F(OverwriteAttackTest, APoisonedEntryDoesNotOutliveTheMaximumStaleness) {
   // The poisoned record comes first (no good entry yet) and asks for P1000Y; the operator's
   // MAXIMUM_CACHE_STALENESS bounds both how long it is served and how long it holds its key.
-  startServer("argo-3.6", {}, {{"MAXIMUM_CACHE_STALENESS", "PT3S"}});
+  startServer("argo-3.6", {}, {{"MAXIMUM_CACHE_STALENESS", "PT5S"}});
   const json template1 = podOfRun(1);
   const std::string key = admit(template1).patchedPod["metadata"]["annotations"][kKeyAnnotation];
   json forged = forgedRecordPod(template1, key, 1);
@@ -74,11 +74,11 @@ TEST_F(OverwriteAttackTest, APoisonedEntryDoesNotOutliveTheMaximumStaleness) {
   runStep(forged, stepOutputs("poisoned"));
   ASSERT_TRUE(waitForCacheId(forged)) << log();
   ASSERT_EQ(entries().size(), 1u);
-  EXPECT_EQ(entries()[0].maxCacheStaleness, 3) << "recorded capped";
+  EXPECT_EQ(entries()[0].maxCacheStaleness, 5) << "recorded capped";
   EXPECT_TRUE(isEchoPod(admit(podOfRun(2)).patchedPod)) << "served while fresh, as any entry";
 
   // Past the cap: the next run misses, runs, and its result replaces the poisoned one.
-  std::this_thread::sleep_for(std::chrono::seconds(4));
+  std::this_thread::sleep_for(std::chrono::seconds(6));
   const std::string refreshed = runLegitimately(3, stepOutputs("0.93"));
   EXPECT_EQ(refreshed, std::to_string(entries()[0].id));
   ASSERT_EQ(entries().size(), 1u);
