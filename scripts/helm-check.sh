@@ -143,7 +143,7 @@ KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user"
                "--db-extra-params", "--namespace-to-watch", "--listen-port",
                "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope", "--lookup-timeout-ms",
                "--http-port", "--log-format", "--log-level", "--max-connections", "--client-ca-file",
-               "--read-offloaded-templates"}
+               "--read-offloaded-templates", "--cluster-scope-writers", "--trusted-creators"}
 KUBEFLOW_FLAGS = {"--db_driver", "--db_host", "--db_port", "--db_name", "--db_user",
                   "--db_password", "--db_extra_params", "--namespace_to_watch", "--listen_port",
                   "--tls_cert_filename", "--tls_key_filename"}
@@ -675,6 +675,9 @@ def chart_refusals():
         ("client authentication without a CA", dict(base, server={"clientAuth": {"enabled": True}}), "caSecret or server.clientAuth.caConfigMap"),
         ("client CA from a Secret and a ConfigMap", dict(base, server={"clientAuth": {"enabled": True, "caSecret": "a", "caConfigMap": "b"}}), "not both"),
         ("a webhook CIDR that is not one", dict(base, networkPolicy={"enabled": True, "webhookCIDRs": ["apiserver"]}), "webhookCIDRs"),
+        ("cluster scope without its writers", dict(base, server={"cacheScope": "cluster"}), "server.clusterScopeWriters"),
+        ("a writer that is not a namespace name", dict(base, server={"cacheScope": "cluster", "clusterScopeWriters": ["a,b"]}), "clusterScopeWriters"),
+        ("a trusted creator holding a comma", dict(base, server={"trustedCreators": ["a,b"]}), "trustedCreators"),
     ]
     single = helm_template(write_values("single-replica", dict(base, replicaCount=1)))
     check(single.returncode == 0 and not find(docs_of(single.stdout), "PodDisruptionBudget"),
@@ -1388,8 +1391,37 @@ def check_runtime_packages():
             check(package in listed, f"image: {os.path.basename(binary)} needs {soname} from {package}, listed in scripts/runtime-packages.txt")
 
 
+def chart_tenancy():
+    base = {"database": {"external": {"host": "db", "passwordSecret": {"name": "pw"}}}}
+
+    def server_args(name, server):
+        out = helm_template(write_values(name, dict(base, server=server)))
+        if not check(out.returncode == 0, f"chart renders {name}", out.stderr[-300:]):
+            return []
+        dep = one(docs_of(out.stdout), "Deployment")
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        note_usage(container, docs_of(out.stdout), name)
+        return container["args"]
+
+    args = server_args("tenancy-defaults", {})
+    check(arg_value(args, "--cluster-scope-writers") is None and arg_value(args, "--trusted-creators") is None,
+          "chart: no writers and any creator by default (namespace scope)", str(args))
+    args = server_args("tenancy-cluster", {"cacheScope": "cluster", "clusterScopeWriters": ["kubeflow", "team-a"],
+                                           "trustedCreators": ["system:serviceaccount:kubeflow:argo"]})
+    check(arg_value(args, "--cache-scope") == "cluster" and arg_value(args, "--cluster-scope-writers") == "kubeflow,team-a",
+          "chart: cluster scope passes its writers as --cluster-scope-writers=kubeflow,team-a", str(args))
+    check(arg_value(args, "--trusted-creators") == "system:serviceaccount:kubeflow:argo",
+          "chart: trustedCreators becomes --trusted-creators", str(args))
+    args = server_args("tenancy-every-writer", {"cacheScope": "cluster", "clusterScopeWriters": ["*"]})
+    check(arg_value(args, "--cluster-scope-writers") == "*", "chart: [\"*\"] lets every namespace write, deliberately", str(args))
+    args = server_args("tenancy-namespace-scope", {"clusterScopeWriters": ["kubeflow"]})
+    check(arg_value(args, "--cluster-scope-writers") is None,
+          "chart: namespace scope leaves clusterScopeWriters out (the server would only warn)", str(args))
+
+
 for title, step in (
         ("chart: helm lint + helm template, 3 certificate modes x 3 databases x 2 watch scopes", chart_matrix),
+        ("chart: cluster-scope writers and trusted creators", chart_tenancy),
         ("chart: NOTES.txt", chart_notes),
         ("chart: every value in values.schema.json and README.md", chart_documentation),
         ("chart: refuses bad values", chart_refusals),

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/execution_key.h"
+#include "core/execution_output.h"
 #include "store/connection_pool.h"
 #include "store/deadline_watchdog.h"
 #include "store/dsn.h"
@@ -54,6 +55,13 @@ CacheEntry toEntry(const pqxx::row& row) {
   entry.hitCount = row[10].as<int64_t>();
   if (!row[11].is_null()) entry.lastHitAtInSec = row[11].as<int64_t>();
   return entry;
+}
+
+// Whether a lookup could replay this ExecutionOutput: readable, with outputs (the webhook treats
+// anything else as a miss, see webhook/decision.cpp interpretLookup).
+bool isReplayable(std::string_view executionOutput) {
+  const auto outputs = core::decodeExecutionOutput(executionOutput);
+  return outputs && !outputs->argoOutputs.empty();
 }
 
 StoreOptions withBoundedConnect(StoreOptions options) {
@@ -136,31 +144,49 @@ class CacheStore::Impl {
     });
   }
 
-  int64_t record(CacheScope scope, const NewEntry& entry) {
+  RecordResult record(CacheScope scope, const NewEntry& entry) {
     const std::string request = describeRequest("record", scope, entry.namespaceName, entry.key);
     const std::string owner = requiredNamespace(scope, entry.namespaceName, request);
     if (entry.key.empty()) throw StoreError(request + ": empty key");
     // Between a refused upsert and reading the existing id, GC may delete the row: try again.
     for (int attempt = 0; attempt < 3; ++attempt) {
-      const std::optional<int64_t> id =
+      const std::optional<RecordResult> result =
           withConnection(request, options_.writeTimeout, [&](pqxx::connection& connection) {
             pqxx::work txn(connection);
             setLocalTimeout(txn, options_.writeTimeout);
-            pqxx::result rows = txn.exec_prepared(
+            const pqxx::result written = txn.exec_prepared(
                 "kcache_upsert", entry.key, entry.executionTemplate, entry.executionOutput,
                 entry.maxCacheStaleness, entry.recordedAtInSec, entry.namespaceName, entry.podName,
-                entry.runDurationSeconds, owner);
-            if (rows.empty()) {
-              rows = txn.exec_prepared("kcache_existing_id", entry.key);
-              if (!rows.empty() && !owner.empty() && rows[0][1].as<std::string>() != owner) {
-                throw StoreError(request + ": the key already belongs to an entry of namespace " +
-                                 rows[0][1].as<std::string>());
-              }
+                entry.runDurationSeconds, owner, options_.maximumStalenessSeconds);
+            if (!written.empty()) {
+              txn.commit();
+              return std::optional<RecordResult>(RecordResult{
+                  written[0][0].as<int64_t>(),
+                  written[0][1].as<bool>() ? RecordOutcome::kInserted : RecordOutcome::kReplaced});
+            }
+            const pqxx::result existing = txn.exec_prepared("kcache_existing_id", entry.key);
+            if (existing.empty()) return std::optional<RecordResult>();
+            const int64_t existingId = existing[0][0].as<int64_t>();
+            if (!owner.empty() && existing[0][1].as<std::string>() != owner) {
+              throw StoreError(request + ": the key already belongs to an entry of namespace " +
+                               existing[0][1].as<std::string>());
+            }
+            // An entry no lookup can replay (no outputs, or unreadable) is as good as none: a
+            // newer record with outputs replaces it, or the step would run forever uncached.
+            RecordOutcome outcome = RecordOutcome::kKept;
+            if (!isReplayable(existing[0][2].as<std::string>()) &&
+                isReplayable(entry.executionOutput) &&
+                existing[0][3].as<int64_t>() < entry.recordedAtInSec) {
+              txn.exec_prepared("kcache_replace_by_id", existingId, entry.executionTemplate,
+                                entry.executionOutput, entry.maxCacheStaleness,
+                                entry.recordedAtInSec, entry.namespaceName, entry.podName,
+                                entry.runDurationSeconds);
+              outcome = RecordOutcome::kReplaced;
             }
             txn.commit();
-            return rows.empty() ? std::nullopt : std::optional<int64_t>(rows[0][0].as<int64_t>());
+            return std::optional<RecordResult>(RecordResult{existingId, outcome});
           });
-      if (id) return *id;
+      if (result) return *result;
     }
     throw StoreError(request + ": the entry kept disappearing while being recorded");
   }
@@ -327,6 +353,7 @@ class CacheStore::Impl {
     connection.prepare("kcache_lookup_legacy", sql::kLookupLegacy);
     connection.prepare("kcache_upsert", sql::kUpsert);
     connection.prepare("kcache_existing_id", sql::kExistingId);
+    connection.prepare("kcache_replace_by_id", sql::kReplaceById);
     connection.prepare("kcache_hits", sql::kHits);
     connection.prepare("kcache_gc_expired", sql::kGcExpired);
     connection.prepare("kcache_list_entries", sql::kListEntries);
@@ -477,8 +504,20 @@ void CacheStore::noteHit(int64_t entryId, int64_t nowInSec) {
   impl_->noteHit(entryId, nowInSec);
 }
 
-int64_t CacheStore::record(CacheScope scope, const NewEntry& entry) {
+RecordResult CacheStore::recordEntry(CacheScope scope, const NewEntry& entry) {
   return impl_->record(scope, entry);
+}
+
+std::string_view toString(RecordOutcome outcome) {
+  switch (outcome) {
+    case RecordOutcome::kInserted:
+      return "inserted";
+    case RecordOutcome::kReplaced:
+      return "replaced a stale entry";
+    case RecordOutcome::kKept:
+      return "kept the fresh entry already there";
+  }
+  return "unknown";
 }
 
 int CacheStore::migrate() {

@@ -74,12 +74,34 @@ class CacheLookup {
   virtual void noteHit(int64_t entryId, int64_t nowInSec) = 0;
 };
 
-// What the watcher needs. Idempotent: recording the same (scope, namespace, key) again returns the
-// existing id, or replaces an older entry; returns the entry id.
+// What record() did with the entry of a key.
+enum class RecordOutcome {
+  kInserted,  // there was no entry: the record is the entry now
+  kReplaced,  // the entry was stale (or written by the same pod) and the record replaced it
+  // A fresh entry of another pod, or a newer one, holds the key: nothing changed, and the id is
+  // the existing entry's. A repeated or forged record of a fresh step ends here.
+  kKept,
+};
+std::string_view toString(RecordOutcome outcome);
+
+struct RecordResult {
+  int64_t entryId = 0;
+  RecordOutcome outcome = RecordOutcome::kInserted;
+};
+
+// What the watcher needs. First fresh writer wins: a newer record replaces the entry of its
+// (scope, namespace, key) only when that entry is no longer fresh under its own recorded
+// staleness (capped by StoreOptions::maximumStalenessSeconds), came from the same pod (namespace
+// and pod name), or cannot be replayed (no outputs, unreadable) while the record can; otherwise
+// the existing entry stays and its id is returned.
 class CacheRecorder {
  public:
   virtual ~CacheRecorder() = default;
-  virtual int64_t record(CacheScope scope, const NewEntry& entry) = 0;
+  virtual RecordResult recordEntry(CacheScope scope, const NewEntry& entry) = 0;
+  // The entry id only, for callers that do not care whether the record changed anything.
+  int64_t record(CacheScope scope, const NewEntry& entry) {
+    return recordEntry(scope, entry).entryId;
+  }
 };
 
 struct StoreOptions {
@@ -97,6 +119,10 @@ struct StoreOptions {
   std::chrono::milliseconds reconnectBackoffInitial{50};
   std::chrono::milliseconds reconnectBackoffMax{1000};
   bool migrateOnOpen = true;  // run the schema migrations in the constructor
+  // MAXIMUM_CACHE_STALENESS in seconds (negative: not set). record() judges whether an existing
+  // entry is still fresh under its own staleness capped by this, so an entry recorded with a huge
+  // (or no) staleness is replaceable once it is older than the operator's maximum.
+  int64_t maximumStalenessSeconds = -1;
 };
 
 struct GcOptions {
@@ -157,7 +183,7 @@ class CacheStore : public CacheLookup, public CacheRecorder {
   std::optional<CacheEntry> lookupLegacy(std::string_view legacyKey, int64_t podStalenessSeconds,
                                          int64_t nowInSec) override;
   void noteHit(int64_t entryId, int64_t nowInSec) override;
-  int64_t record(CacheScope scope, const NewEntry& entry) override;
+  RecordResult recordEntry(CacheScope scope, const NewEntry& entry) override;
 
   // Applies the pending schema migrations under an advisory lock; returns how many it applied.
   int migrate();

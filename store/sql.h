@@ -32,8 +32,8 @@ inline constexpr const char* kEntryColumns =
 // Since migration 4 every row kcache writes has "ScopeKey" '' and the key alone tells the scope:
 // namespace-bound keys (namespace scope, Kubeflow 2.18) and template-only keys (cluster scope,
 // Kubeflow <= 2.17) never coincide. The unique ("ScopeKey", "ExecutionCacheKey") index therefore
-// holds at most one row per key, which is the newest entry for it (record() replaces older
-// ones): no ORDER BY, so no sort step. Rows an older kcache left with a namespace in "ScopeKey"
+// holds at most one row per key (record() keeps the first fresh writer's): no ORDER BY, so no
+// sort step. Rows an older kcache left with a namespace in "ScopeKey"
 // (template-only keys bound to a namespace that migration 4 could not convert) never match.
 inline constexpr const char* kFreshFor = R"(
     AND "StartedAtInSec" >= 0
@@ -55,9 +55,17 @@ inline const std::string kLookupLegacy = std::string("SELECT ") + kEntryColumns 
   WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1 AND "Namespace" = '')" +
                                          kFreshFor;
 
-// A newer result replaces the entry in place (same id, hit counters restart); an equal or older
-// one leaves it alone and returns no row. $9 is the recording namespace in namespace scope ('' in
-// cluster scope): a namespace never replaces another's entry, even if handed a key that collides.
+// First fresh writer wins. A record replaces the entry of its key in place (same id, hit counters
+// restart) only when it is newer and either
+//  - the entry is no longer fresh at the record's time, under the staleness the entry was recorded
+//    with capped by $10 (MAXIMUM_CACHE_STALENESS in seconds, negative: no cap), so a P1000Y
+//    staleness cannot outlive the operator's maximum; or
+//  - the record comes from the pod that wrote the entry (same namespace and pod name): a pod
+//    recorded again after a retry.
+// Anything else (a repeated or forged record of a fresh step, an older result) leaves the entry
+// alone and returns no row. $9 is the recording namespace in namespace scope ('' in cluster
+// scope): a namespace never replaces another's entry, even if handed a key that collides.
+// RETURNING tells an insert (xmax = 0) from a replacement.
 inline const std::string kUpsert = R"(
   INSERT INTO execution_caches AS current
     ("ExecutionCacheKey", "ExecutionTemplate", "ExecutionOutput", "MaxCacheStaleness",
@@ -77,10 +85,28 @@ inline const std::string kUpsert = R"(
     "LastHitAtInSec" = NULL
   WHERE current."StartedAtInSec" < EXCLUDED."StartedAtInSec"
     AND ($9::text = '' OR current."Namespace" = $9::text)
-  RETURNING "ID")";
+    AND ((current."PodName" <> '' AND current."PodName" = EXCLUDED."PodName"
+          AND current."Namespace" = EXCLUDED."Namespace")
+         OR current."StartedAtInSec" < 0
+         OR (current."MaxCacheStaleness" >= 0
+             AND EXCLUDED."StartedAtInSec" - current."StartedAtInSec" > current."MaxCacheStaleness")
+         OR ($10::bigint >= 0
+             AND EXCLUDED."StartedAtInSec" - current."StartedAtInSec" > $10::bigint))
+  RETURNING "ID", (xmax = 0) AS inserted)";
 
-inline const std::string kExistingId = R"(SELECT "ID", "Namespace" FROM execution_caches
-  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1)";
+// The entry a refused upsert left in place, locked until the end of the transaction so that it
+// can be replaced when it turns out not to be replayable (replaceUnusable).
+inline const std::string kExistingId = R"(SELECT "ID", "Namespace", "ExecutionOutput",
+    "StartedAtInSec" FROM execution_caches
+  WHERE "ScopeKey" = '' AND "ExecutionCacheKey" = $1 FOR UPDATE)";
+
+// Replaces entry $1 (locked by kExistingId) with the record: the same columns as kUpsert.
+inline const std::string kReplaceById = R"(
+  UPDATE execution_caches SET
+    "ExecutionTemplate" = $2, "ExecutionOutput" = $3, "MaxCacheStaleness" = $4,
+    "StartedAtInSec" = $5, "EndedAtInSec" = $5, "Namespace" = $6, "PodName" = $7,
+    "RunDurationInSec" = $8, "HitCount" = 0, "LastHitAtInSec" = NULL
+  WHERE "ID" = $1)";
 
 // $1 ids, $2 hit counts, $3 last hit times, as bigint array literals.
 inline const std::string kHits = R"(

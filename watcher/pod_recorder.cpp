@@ -166,10 +166,20 @@ void PodRecorder::process(const std::string& id, Work work) {
   }
   if (!work.entryId) {
     try {
-      work.entryId = store_.record(config_.scope, work.plan.entry);
-      metrics_.entriesRecorded.inc();
-      spdlog::info("watcher: recorded pod {}/{} key {} as entry {}", pod.namespaceName, pod.name,
-                   core::keyPreview(work.plan.entry.key), *work.entryId);
+      const store::RecordResult recorded = store_.recordEntry(config_.scope, work.plan.entry);
+      work.entryId = recorded.entryId;
+      if (recorded.outcome == store::RecordOutcome::kKept) {
+        // First fresh writer wins: the pod is labelled with the entry that stays.
+        metrics_.recordsKept.inc();
+        spdlog::info("watcher: pod {}/{} key {} not written, {} (entry {})", pod.namespaceName,
+                     pod.name, core::keyPreview(work.plan.entry.key),
+                     store::toString(recorded.outcome), *work.entryId);
+      } else {
+        metrics_.entriesRecorded.inc();
+        spdlog::info("watcher: recorded pod {}/{} key {} as entry {} ({})", pod.namespaceName,
+                     pod.name, core::keyPreview(work.plan.entry.key), *work.entryId,
+                     store::toString(recorded.outcome));
+      }
     } catch (const std::exception& e) {
       metrics_.recordFailures.inc();
       retryLater(id, std::move(work), std::string("store write failed: ") + e.what());

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "core/name_list.h"
 #include "core/staleness.h"
 #include "kube/kube_api.h"
 #include "store/cache_store.h"
@@ -26,6 +27,8 @@ namespace kcache::watcher {
 struct RecorderConfig {
   store::CacheScope scope = store::CacheScope::kNamespace;
   core::StalenessPolicy staleness;
+  // tenancy (issue 13): cluster scope's writers (RecordingRules::clusterScopeWriters).
+  std::optional<core::NameList> clusterScopeWriters;
   BackoffConfig retryBackoff{std::chrono::milliseconds(200), std::chrono::milliseconds(30000)};
   // After this many failed attempts a pod is dropped from the queue (and logged); its next event
   // or the next relist brings it back.

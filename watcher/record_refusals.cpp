@@ -10,7 +10,9 @@ RecordRefusals::RecordRefusals(core::MetricsRegistry& registry) {
        {SkipReason::kNoKey, SkipReason::kInvalidKey, SkipReason::kNoTemplate,
         SkipReason::kBadTemplate, SkipReason::kKeyMismatch,
         // Least privilege (issue 13)
-        SkipReason::kTemplateOffloaded, SkipReason::kTemplateNotOwned}) {
+        SkipReason::kTemplateOffloaded, SkipReason::kTemplateNotOwned,
+        // tenancy (issue 13)
+        SkipReason::kNamespaceNotWriter}) {
     counters_[reason] = &registry.counter(
         "kcache_watcher_record_refusals_total",
         "Completed pods not recorded because their execution key cannot be trusted, by reason.",

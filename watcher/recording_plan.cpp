@@ -63,6 +63,9 @@ std::string_view toString(SkipReason reason) {
       return "ARGO_TEMPLATE is offloaded to a ConfigMap and --read-offloaded-templates is off";
     case SkipReason::kTemplateNotOwned:
       return "the offloaded template's ConfigMap is not the one the pod's Workflow owns";
+    case SkipReason::kNamespaceNotWriter:
+      return "the pod's namespace is not in --cluster-scope-writers, so it may not write the "
+             "shared cache";
   }
   return "unknown";
 }
@@ -83,6 +86,9 @@ std::optional<std::string_view> refusalLabel(SkipReason reason) {
       return "template_offloaded";
     case SkipReason::kTemplateNotOwned:
       return "template_not_owned";
+    // tenancy (issue 13)
+    case SkipReason::kNamespaceNotWriter:
+      return "namespace_not_writer";
     default:
       return std::nullopt;
   }
@@ -131,6 +137,10 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   }
   if (!stringMember(labels, contract::kReusedFromCacheLabel).value_or("").empty()) {
     return core::Unexpected(SkipReason::kReplay);
+  }
+  if (rules.scope == store::CacheScope::kCluster && rules.clusterScopeWriters &&
+      !rules.clusterScopeWriters->contains(identity.namespaceName)) {
+    return core::Unexpected(SkipReason::kNamespaceNotWriter);
   }
   const auto key = stringMember(annotations, contract::kExecutionCacheKeyAnnotation);
   if (!key) return core::Unexpected(SkipReason::kNoKey);

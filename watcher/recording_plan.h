@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/expected.h"
+#include "core/name_list.h"
 #include "core/staleness.h"
 #include "store/cache_store.h"
 
@@ -49,6 +50,12 @@ struct RecordingRules {
   // --read-offloaded-templates: off, a pod whose template is in a ConfigMap is refused
   // (kTemplateOffloaded) and no ConfigMap is read.
   bool readOffloadedTemplates = false;
+  // --- tenancy (issue 13): who may write shared entries ---
+  // Cluster scope only: the namespaces whose pods may be recorded into the shared cache
+  // (--cluster-scope-writers; "*" for all). nullopt: not restricted (cachectl, whose operator is
+  // the writer); cache-server always sets it in cluster scope. Ignored in namespace scope, where
+  // an entry is only ever reused by the namespace that wrote it.
+  std::optional<core::NameList> clusterScopeWriters;
 };
 
 enum class SkipReason {
@@ -67,6 +74,10 @@ enum class SkipReason {
   // --- Least privilege (issue 13) ---
   kTemplateOffloaded,  // the template is in a ConfigMap and --read-offloaded-templates is off
   kTemplateNotOwned,   // that ConfigMap is not owned by the pod's Workflow (or lacks the key)
+  // --- tenancy (issue 13) refusals ---
+  // Cluster scope: the pod's namespace is not in --cluster-scope-writers, so its step may not
+  // enter the cache every namespace reads.
+  kNamespaceNotWriter,
 };
 // The label of kcache_watcher_record_refusals_total{reason}, for the refusals above; nullopt for
 // the other reasons (ordinary skips).

@@ -65,6 +65,10 @@ WatcherMetrics::WatcherMetrics(core::MetricsRegistry& registry)
       join(registry),
       entriesRecorded(registry.counter("kcache_watcher_entries_recorded_total",
                                        "Completed steps recorded in the store")),
+      recordsKept(registry.counter(
+          "kcache_watcher_records_kept_total",
+          "Completed steps not written because a fresh entry of another pod already held their "
+          "key (the pod is labelled with that entry)")),
       recordFailures(registry.counter("kcache_watcher_record_failures_total",
                                       "Store writes that failed and will be retried")),
       patches(registry.counter("kcache_watcher_patches_total", "cache_id labels patched")),

@@ -51,6 +51,9 @@ struct WatcherMetrics {
   InformerMetrics taskResults;
   JoinMetrics join;
   core::Counter& entriesRecorded;
+  // Records that changed nothing: a fresh entry of another pod already held the key (first
+  // fresh writer wins; a repeated or forged record of a fresh step ends here).
+  core::Counter& recordsKept;
   core::Counter& recordFailures;
   core::Counter& patches;
   core::Counter& patchFailures;

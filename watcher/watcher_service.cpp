@@ -71,6 +71,7 @@ void WatcherService::lead(std::stop_token stop) {
   recorder.start();
   RecordingRules rules(config_.recorder.staleness, config_.recorder.scope);
   rules.readOffloadedTemplates = config_.recorder.readOffloadedTemplates;
+  rules.clusterScopeWriters = config_.recorder.clusterScopeWriters;
   StepJoiner joiner(recorder, config_.join, std::move(rules), metrics_.join);
   joiner.start();
   Informer informer(*api_, config_.informer, joiner.pods(), metrics_.pods);

@@ -183,6 +183,7 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   AdmissionDecision decision;
   decision.key = plan.key;
   decision.outputsDelivery = plan.outputsDelivery;
+  decision.tagForRecording = plan.mayRecord;
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* hit = std::get_if<Hit>(&outcome)) {

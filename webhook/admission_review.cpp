@@ -164,6 +164,15 @@ std::string stringOf(dom::element value) {
                                                    : std::string();
 }
 
+// request.userInfo.username; "" when absent or not a string.
+std::string userNameOf(dom::element userInfo) {
+  if (userInfo.type() != dom::element_type::OBJECT) return "";
+  for (const auto field : dom::object(userInfo)) {
+    if (field.key == "username") return stringOf(field.value);
+  }
+  return "";
+}
+
 void readResource(dom::element resource, AdmissionRequest& request) {
   request.resourceGroup.clear();
   request.resourceVersion.clear();
@@ -251,6 +260,8 @@ core::Expected<AdmissionRequest, ReviewError> decodeAdmissionReview(std::string_
       request.subResource = stringOf(field.value);
     } else if (key == "dryRun") {
       request.dryRun = field.value.type() == dom::element_type::BOOL && bool(field.value);
+    } else if (key == "userInfo") {
+      request.userName = userNameOf(field.value);
     } else if (key == "resource") {
       readResource(field.value, request);
     } else if (key == "object") {

@@ -23,6 +23,10 @@ struct AdmissionRequest {
   std::string name;  // may be empty (generateName)
   std::string resourceGroup, resourceVersion, resourceName, subResource;
   bool dryRun = false;
+  // request.userInfo.username: who asked the API server to create the object (for pods of a
+  // workflow, the Argo workflow controller's service account). Only as trustworthy as the caller
+  // of /mutate: authenticate kube-apiserver (--client-ca-file) before relying on it.
+  std::string userName;
   // The parts of request.object that the decision and the patch read (null when absent):
   // metadata name, namespace, labels, annotations and ownerReferences; spec containers and
   // initContainers (name, command, securityContext, resources, and the ARGO_TEMPLATE entries of

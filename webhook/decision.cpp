@@ -142,6 +142,8 @@ std::string_view toString(SkipReason reason) {
       return "staleness_disabled";
     case SkipReason::kTemplateOffloaded:
       return "template_offloaded";
+    case SkipReason::kUntrustedCreator:
+      return "untrusted_creator";
   }
   return "unknown";
 }
@@ -227,6 +229,12 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   if (stringMember(labels, contract::kCacheEnabledLabel) != contract::kTrue) {
     return skip(SkipReason::kCacheNotEnabled);
   }
+  if (!config.trustedCreators.empty() && !config.trustedCreators.contains(request.userName)) {
+    // The name is the caller's claim: shortened for the log line.
+    constexpr std::size_t kShownBytes = 128;
+    return skip(SkipReason::kUntrustedCreator,
+                "created by \"" + request.userName.substr(0, kShownBytes) + "\"");
+  }
   if (containers.empty()) return skip(SkipReason::kTfx, "the pod has no containers");
   if (isTfxPod(labels, containers)) return skip(SkipReason::kTfx);
   if (stringMember(annotations, contract::kV2ComponentAnnotation) == contract::kTrue) {
@@ -263,6 +271,8 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   plan.outputsDelivery = chooseOutputsDelivery(config, plan.layout);
   plan.templateOffloaded = found->offloaded;
   if (plan.templateOffloaded) plan.workflowUid = core::workflowOwnerUid(pod).value_or("");
+  plan.mayRecord = config.scope != store::CacheScope::kCluster || !config.clusterScopeWriters ||
+                   config.clusterScopeWriters->contains(plan.namespaceName);
   return plan;
 }
 

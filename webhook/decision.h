@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/execution_output.h"
+#include "core/name_list.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
 #include "core/staleness.h"
@@ -54,6 +55,19 @@ struct AdmissionConfig {
   // owned by the pod's Workflow). Off: such pods are skipped (kTemplateOffloaded) and no
   // ConfigMap is ever requested, so kcache needs no right to read ConfigMaps.
   bool readOffloadedTemplates = false;
+
+  // --- tenancy (issue 13) ---
+  // --trusted-creators: the user names (request.userInfo.username) whose pods kcache acts on;
+  // empty: any creator. Argo only consumes the outputs of pods its controller creates, so a pod
+  // anyone else created is not a workflow step: it is let through untouched (untrusted_creator),
+  // neither tagged for recording nor served a hit (which could make kcache create a task result on
+  // that creator's behalf).
+  core::NameList trustedCreators;
+  // --cluster-scope-writers, cluster scope only: pods of other namespaces are still served hits
+  // (reading shared entries is what the cluster scope is for) but a miss is not tagged for
+  // recording, since the watcher would refuse to record it. nullopt: not restricted.
+  std::optional<core::NameList> clusterScopeWriters;
+  // --- end tenancy ---
 };
 
 // The delivery for a pod of `layout` under `config` (pure).
@@ -70,6 +84,8 @@ enum class SkipReason {
   kStalenessDisabled,  // staleness resolves to 0
   // --- Least privilege (issue 13) ---
   kTemplateOffloaded,  // ARGO_TEMPLATE offloaded to a ConfigMap, --read-offloaded-templates off
+  // tenancy (issue 13)
+  kUntrustedCreator,  // --trusted-creators is set and does not list request.userInfo.username
 };
 std::string_view toString(SkipReason reason);
 
@@ -112,6 +128,9 @@ struct LookupPlan {
   // The uid of the Workflow owning the pod (its ownerReference), "" when it has none: an
   // offloaded template is read only from a ConfigMap that Workflow owns.
   std::string workflowUid;
+  // tenancy (issue 13): false when the pod's namespace may not write the shared cache (cluster
+  // scope, --cluster-scope-writers): a hit is served, a miss is let through untagged.
+  bool mayRecord = true;
 };
 
 using Plan = std::variant<Skip, Failure, LookupPlan>;
@@ -150,6 +169,8 @@ struct AdmissionDecision {
   std::variant<Skip, Failure, Miss, Hit> outcome;
   std::string key;                                                 // set for Miss and Hit
   OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;  // how a Hit is delivered
+  // A Miss is tagged for recording (key annotation, empty cache_id label) only when true.
+  bool tagForRecording = true;
 };
 
 std::string_view outcomeLabel(const AdmissionDecision& decision);  // hit, miss, skipped, error

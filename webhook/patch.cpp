@@ -291,7 +291,8 @@ std::optional<JsonPatch> buildPatch(const json& pod, const AdmissionDecision& de
     return std::move(patch).finish();
   }
   // A miss (or a hit too large to admit): the key annotation and an empty cache_id label, as
-  // Kubeflow's own webhook adds.
+  // Kubeflow's own webhook adds; nothing for a pod that may not be recorded.
+  if (!decision.tagForRecording) return std::nullopt;
   patch.addToMetadataMap(pod, "annotations",
                          {{contract::kExecutionCacheKeyAnnotation, decision.key}});
   patch.addToMetadataMap(pod, "labels", {{contract::kCacheIdLabel, ""}});

@@ -42,7 +42,8 @@ enum class HitAnnotationsFit {
 // building the patch should treat kTooLarge as a miss before delivering.
 HitAnnotationsFit hitAnnotationsFit(const nlohmann::json& pod, const AdmissionDecision& decision);
 
-// nullopt for Skip and Failure (the pod is let through untouched). A Hit whose annotations would
+// nullopt for Skip and Failure (the pod is let through untouched), and for a Miss that is not to
+// be tagged for recording (AdmissionDecision::tagForRecording). A Hit whose annotations would
 // exceed Kubernetes' limit gets the miss patch: the step runs, it is never a refused pod.
 std::optional<JsonPatch> buildPatch(const nlohmann::json& pod, const AdmissionDecision& decision,
                                     const AdmissionConfig& config);

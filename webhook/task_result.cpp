@@ -130,9 +130,13 @@ json buildTaskResult(const TaskResultTarget& target, json outputs, int64_t entry
   return taskResult;
 }
 
-bool isReplayOf(const json& existing, int64_t entryId) {
-  const json& labels = memberOrNull(memberOrNull(existing, "metadata"), "labels");
-  return stringMember(labels, contract::kReplayedFromLabel) == std::to_string(entryId);
+bool isTaskResultAsBuilt(const json& existing, const json& wanted) {
+  const json& metadata = memberOrNull(existing, "metadata");
+  const json& wantedMetadata = memberOrNull(wanted, "metadata");
+  return memberOrNull(existing, "outputs") == memberOrNull(wanted, "outputs") &&
+         memberOrNull(metadata, "labels") == memberOrNull(wantedMetadata, "labels") &&
+         memberOrNull(metadata, "ownerReferences") ==
+             memberOrNull(wantedMetadata, "ownerReferences");
 }
 
 TaskResultDelivery::TaskResultDelivery(kube::KubeApi* api, core::MetricsRegistry& metrics)
@@ -167,7 +171,7 @@ void TaskResultDelivery::deliver(const AdmissionRequest& request, const LookupPl
     auto target = taskResultTarget(request.object, plan.namespaceName);
     auto outputs = replayedOutputs(hit.outputs.argoOutputs);
     target.workflowUid = workflowUid(target);
-    createOrAdopt(target, buildTaskResult(target, std::move(outputs), hit.entryId), hit.entryId);
+    createOrAdopt(target, buildTaskResult(target, std::move(outputs), hit.entryId));
   } catch (const DeliveryError& error) {
     failed_.inc();
     throw DeliveryError("task result for pod " + pod + " (entry " + std::to_string(hit.entryId) +
@@ -191,8 +195,7 @@ std::string TaskResultDelivery::workflowUid(const TaskResultTarget& target) {
   }
 }
 
-void TaskResultDelivery::createOrAdopt(const TaskResultTarget& target, const json& taskResult,
-                                       int64_t entryId) {
+void TaskResultDelivery::createOrAdopt(const TaskResultTarget& target, const json& taskResult) {
   try {
     api_->create(kube::resources::kWorkflowTaskResults, target.namespaceName, taskResult);
     created_.inc();
@@ -205,7 +208,8 @@ void TaskResultDelivery::createOrAdopt(const TaskResultTarget& target, const jso
     throw DeliveryError("creating " + describe(target) + " failed: " + error.what());
   }
   // 409: the pod may have been admitted before (the controller retries creates), and then the task
-  // result is ours; anything else there (the executor's own, another entry's replay) is not.
+  // result is the one we would create now; anything else there (the executor's own, another
+  // entry's replay, a forgery carrying our label) is not adopted: the step runs.
   std::optional<json> existing;
   try {
     existing =
@@ -214,12 +218,17 @@ void TaskResultDelivery::createOrAdopt(const TaskResultTarget& target, const jso
     throw DeliveryError(describe(target) + " exists and reading it failed: " + error.what());
   }
   if (!existing) throw DeliveryError(describe(target) + " exists but was gone when read");
-  if (!isReplayOf(*existing, entryId)) {
-    throw DeliveryError(describe(target) + " already exists and is not kcache's replay of entry " +
-                        std::to_string(entryId));
+  const std::string entry =
+      stringMember(memberOrNull(memberOrNull(taskResult, "metadata"), "labels"),
+                   contract::kReplayedFromLabel)
+          .value_or("?");
+  if (!isTaskResultAsBuilt(*existing, taskResult)) {
+    throw DeliveryError(describe(target) +
+                        " already exists and is not what kcache creates for entry " + entry +
+                        " (outputs, owner or labels differ)");
   }
   alreadyPresent_.inc();
-  spdlog::debug("{} already exists for entry {} (admission repeated)", describe(target), entryId);
+  spdlog::debug("{} already exists for entry {} (admission repeated)", describe(target), entry);
 }
 
 std::string TaskResultDelivery::readOffloadedTemplate(const std::string& namespaceName,

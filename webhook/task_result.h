@@ -49,9 +49,12 @@ nlohmann::json replayedOutputs(std::string_view argoOutputs);
 nlohmann::json buildTaskResult(const TaskResultTarget& target, nlohmann::json outputs,
                                int64_t entryId);
 
-// Whether `existing` is a task result kcache created for entry `entryId` (the same pod admitted
-// again), not one of Argo's executor or a replay of another entry.
-bool isReplayOf(const nlohmann::json& existing, int64_t entryId);
+// Whether `existing` is exactly the task result kcache would create, `wanted` (buildTaskResult):
+// the same outputs, owner references and labels. Only such a one is adopted when creating gets a
+// 409 (the same pod admitted again). Anyone who may create task results in the namespace (every
+// Argo executor) could pre-create one carrying kcache's replay label and forged outputs; the
+// marker alone proves nothing, so anything else makes the step run.
+bool isTaskResultAsBuilt(const nlohmann::json& existing, const nlohmann::json& wanted);
 
 // Creates the task result for hits whose plan says so, and reads offloaded templates. Uses its own
 // API client (the webhook's, with a short request timeout), never the watcher's.
@@ -66,8 +69,7 @@ class TaskResultDelivery : public OutputDelivery {
                                     const std::string& workflowUid) override;
 
  private:
-  void createOrAdopt(const TaskResultTarget& target, const nlohmann::json& taskResult,
-                     int64_t entryId);
+  void createOrAdopt(const TaskResultTarget& target, const nlohmann::json& taskResult);
   std::string workflowUid(const TaskResultTarget& target);
 
   kube::KubeApi* api_;

@@ -123,6 +123,9 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   config.recorder.scope = scope;
   config.recorder.staleness = staleness;
   config.recorder.readOffloadedTemplates = options.readOffloadedTemplates;
+  if (scope == store::CacheScope::kCluster) {
+    config.recorder.clusterScopeWriters = core::NameList::parse(options.clusterScopeWriters);
+  }
   config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
   config.watchTaskResults = options.watchTaskResults;
   config.join.taskResultWait = std::chrono::seconds(options.taskResultWaitSeconds);
@@ -199,6 +202,20 @@ int run(cache_server::Options& options, const sigset_t& signals, std::size_t hid
   auto loaded = webhook::loadAdmissionConfig(webhook::readProcessEnvironment, scope);
   for (const auto& warning : loaded.warnings) spdlog::warn("configuration: {}", warning);
   loaded.config.legacyCacheMode = options.legacyCacheMode;
+  // tenancy (issue 13): who may write the cache, and whose pods kcache acts on.
+  for (const auto& warning : cache_server::ineffectiveSettings(options)) {
+    spdlog::warn("configuration: {}", warning);
+  }
+  loaded.config.trustedCreators = core::NameList::parse(options.trustedCreators);
+  if (scope == store::CacheScope::kCluster) {
+    loaded.config.clusterScopeWriters = core::NameList::parse(options.clusterScopeWriters);
+    spdlog::info("cluster scope: steps of namespaces [{}] are recorded into the shared cache",
+                 loaded.config.clusterScopeWriters->describe());
+  }
+  if (!loaded.config.trustedCreators.empty()) {
+    spdlog::info("only pods created by [{}] are tagged for recording or served hits",
+                 loaded.config.trustedCreators.describe());
+  }
   if (loaded.config.legacyCacheMode == store::LegacyCacheMode::kAudit) {
     if (scope == store::CacheScope::kNamespace) {
       spdlog::warn(
@@ -222,6 +239,9 @@ int run(cache_server::Options& options, const sigset_t& signals, std::size_t hid
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.lookupTimeoutMs);
 
   const core::StalenessPolicy staleness = loaded.config.staleness;  // the watcher records with it
+  // First fresh writer wins, with freshness capped by MAXIMUM_CACHE_STALENESS.
+  storeOptions.maximumStalenessSeconds =
+      staleness.maximumSeconds().value_or(core::kUnlimitedStaleness);
   core::MetricsRegistry metrics;
   StoreWhenConnected lookup;
   const auto argoApi = argoApiClient(options);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "cmd/common/go_style_flags.h"
+#include "core/name_list.h"
 #include "webhook/config.h"
 
 namespace kcache::cache_server {
@@ -186,6 +187,20 @@ void addOptions(CLI::App& app, Options& options) {
       ->envname("KCACHE_MAX_TASK_RESULT_BYTES")
       ->check(CLI::Range(std::size_t{1} << 20, std::size_t{1} << 34))
       ->capture_default_str();
+  // --- tenancy (issue 13) ---
+  app.add_option("--cluster-scope-writers", options.clusterScopeWriters,
+                 "With --cache-scope=cluster (required there): comma-separated namespaces whose "
+                 "steps may be recorded into the cache all namespaces share, or * for every "
+                 "namespace; pods of other namespaces still get hits but are never recorded. "
+                 "Ignored in namespace scope")
+      ->envname("KCACHE_CLUSTER_SCOPE_WRITERS");
+  app.add_option("--trusted-creators", options.trustedCreators,
+                 "Comma-separated user names (the admission request's userInfo.username) whose "
+                 "pods may be tagged for recording, e.g. system:serviceaccount:kubeflow:argo; "
+                 "pods created by anyone else can still get hits but are never recorded. Empty: "
+                 "any creator")
+      ->envname("KCACHE_TRUSTED_CREATORS");
+  // --- end tenancy ---
   app.add_option("--log-format", options.logFormat, "Log line format: text or json")
       ->check(cmd::nonEmpty("text or json"))
       ->envname("KCACHE_LOG_FORMAT")
@@ -221,6 +236,26 @@ void validate(const Options& options) {
     throw std::invalid_argument("--argo-outputs must be auto, annotation or taskresult, not \"" +
                                 options.argoOutputs + "\"");
   }
+  // tenancy (issue 13)
+  if (options.cacheScope == "cluster" &&
+      core::NameList::parse(options.clusterScopeWriters).empty()) {
+    throw std::invalid_argument(
+        "--cache-scope=cluster shares every entry with all namespaces, so a step recorded in any "
+        "namespace would be replayed in every other: list the namespaces whose steps may be "
+        "recorded into the shared cache with --cluster-scope-writers (KCACHE_CLUSTER_SCOPE_WRITERS"
+        "), for example kubeflow, or * to let every namespace write, deliberately");
+  }
+}
+
+std::vector<std::string> ineffectiveSettings(const Options& options) {
+  std::vector<std::string> warnings;
+  if (options.cacheScope != "cluster" &&
+      !core::NameList::parse(options.clusterScopeWriters).empty()) {
+    warnings.push_back(
+        "--cluster-scope-writers is ignored in namespace scope, where an entry is "
+        "only ever reused by the namespace that recorded it");
+  }
+  return warnings;
 }
 
 }  // namespace kcache::cache_server

@@ -46,6 +46,14 @@ struct Options {
   int64_t hitCacheTtlMs = 2000;  // 0: every admission asks the store
   int64_t gcIntervalSeconds = 3600;
   int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
+  // --- tenancy (issue 13) ---
+  // Comma-separated namespaces whose steps may be recorded into the shared cache; required with
+  // --cache-scope=cluster ("*": every namespace, deliberately), ignored in namespace scope.
+  std::string clusterScopeWriters;
+  // Comma-separated user names (request.userInfo.username) whose pods may be tagged for recording
+  // at admission; empty: any creator.
+  std::string trustedCreators;
+  // --- end tenancy ---
   std::string logFormat = "text";
   std::string logLevel = "info";
   // --- Least privilege, secrets, bounds (issue 13) ---
@@ -66,7 +74,11 @@ std::filesystem::path resolveTlsFile(const std::filesystem::path& tlsDir,
 // std::invalid_argument naming the variable and what it accepts; run before the store is opened.
 void readEnvironmentOnlySettings(Options& options);
 
-// Throws std::invalid_argument for values the flags' types cannot express (driver, scope, ...).
+// Throws std::invalid_argument for values the flags' types cannot express (driver, scope, ...),
+// and for a cluster scope without --cluster-scope-writers.
 void validate(const Options& options);
+
+// Warnings about flags that are valid but have no effect (for the start-up log).
+std::vector<std::string> ineffectiveSettings(const Options& options);
 
 }  // namespace kcache::cache_server

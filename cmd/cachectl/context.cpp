@@ -38,6 +38,10 @@ std::unique_ptr<store::CacheStore> openStore(const GlobalOptions& options) {
   storeOptions.poolSize = 1;
   storeOptions.lookupTimeout = std::chrono::milliseconds(options.timeoutMs);
   storeOptions.writeTimeout = std::chrono::milliseconds(options.timeoutMs);
+  // `cachectl record` follows the server's rule: a fresh entry stays, freshness capped by
+  // MAXIMUM_CACHE_STALENESS.
+  storeOptions.maximumStalenessSeconds =
+      stalenessFromEnvironment().maximumSeconds().value_or(core::kUnlimitedStaleness);
   try {
     return std::make_unique<store::CacheStore>(std::move(storeOptions));
   } catch (const std::exception& error) {

@@ -32,8 +32,12 @@ void addRecordCommand(CLI::App& app, const GlobalOptions& global) {
                        "key cannot be checked here; the watcher records such pods in the cluster");
     }
     const auto store = openStore(global);
-    const int64_t id = store->record(cacheScope(global), plan->entry);
-    std::cout << "recorded entry " << id << " for key " << plan->entry.key << "\n"
+    const store::RecordResult recorded = store->recordEntry(cacheScope(global), plan->entry);
+    const int64_t id = recorded.entryId;
+    std::cout << (recorded.outcome == store::RecordOutcome::kKept
+                      ? "not written, a fresh entry of another pod stays: entry "
+                      : "recorded entry ")
+              << id << " for key " << plan->entry.key << "\n"
               << "  pod " << plan->pod.namespaceName << "/" << plan->pod.name << ", ran "
               << formatDuration(plan->entry.runDurationSeconds) << ", staleness "
               << formatStaleness(plan->entry.maxCacheStaleness) << "\n"

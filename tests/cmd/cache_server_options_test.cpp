@@ -33,6 +33,7 @@ TEST(CacheServerOptionsTest, KubeflowDeploymentArgumentsWorkUnchanged) {
 
 TEST(CacheServerOptionsTest, GoSingleDashAndKebabCase) {
   const auto options = parse({"-db_host=db.example", "-db_port", "6543", "--cache-scope", "cluster",
+                              "--cluster-scope-writers=kubeflow",
                               "--tls-cert-filename=/abs/cert.pem", "--http-port=9090"});
   EXPECT_EQ(options.database.flags.host, "db.example");
   EXPECT_EQ(options.database.flags.port, 6543);
@@ -56,6 +57,43 @@ TEST(CacheServerOptionsTest, RefusesWhatCannotWork) {
   EXPECT_THROW(validate(parse({"--db_driver=mysql"})), std::invalid_argument);
   EXPECT_THROW(validate(parse({"--listen-port=8080"})), std::invalid_argument);
   EXPECT_THROW(parse({"--cache-scope=tenant"}), CLI::ValidationError);
+}
+
+// tenancy (issue 13)
+TEST(TenancyOptions, ClusterScopeNeedsItsWritersListedAndSaysWhy) {
+  try {
+    validate(parse({"--cache-scope=cluster"}));
+    FAIL() << "cluster scope started without --cluster-scope-writers";
+  } catch (const std::invalid_argument& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("--cluster-scope-writers"), std::string::npos) << message;
+    EXPECT_NE(message.find("every other"), std::string::npos) << message;
+  }
+  EXPECT_THROW(validate(parse({"--cache-scope=cluster", "--cluster-scope-writers= , "})),
+               std::invalid_argument);
+  EXPECT_NO_THROW(validate(parse({"--cache-scope=cluster", "--cluster-scope-writers=kubeflow"})));
+  EXPECT_NO_THROW(validate(parse({"--cache-scope=cluster", "--cluster-scope-writers=*"})));
+  ::setenv("KCACHE_CLUSTER_SCOPE_WRITERS", "team-a,team-b", 1);
+  const auto fromEnvironment = parse({"--cache-scope=cluster"});
+  ::unsetenv("KCACHE_CLUSTER_SCOPE_WRITERS");
+  EXPECT_EQ(fromEnvironment.clusterScopeWriters, "team-a,team-b");
+  EXPECT_NO_THROW(validate(fromEnvironment));
+}
+
+TEST(TenancyOptions, NamespaceScopeIgnoresTheWritersWithAWarning) {
+  const auto options = parse({"--cluster-scope-writers=kubeflow"});
+  EXPECT_NO_THROW(validate(options));
+  ASSERT_EQ(ineffectiveSettings(options).size(), 1u);
+  EXPECT_NE(ineffectiveSettings(options)[0].find("ignored"), std::string::npos);
+  EXPECT_TRUE(ineffectiveSettings(parse({})).empty());
+}
+
+TEST(TenancyOptions, TrustedCreatorsDefaultToAnyAndComeFromTheEnvironment) {
+  EXPECT_EQ(parse({}).trustedCreators, "");
+  ::setenv("KCACHE_TRUSTED_CREATORS", "system:serviceaccount:kubeflow:argo", 1);
+  const auto options = parse({});
+  ::unsetenv("KCACHE_TRUSTED_CREATORS");
+  EXPECT_EQ(options.trustedCreators, "system:serviceaccount:kubeflow:argo");
 }
 
 TEST(ArgoOptions, DefaultsAreAutoAndOneSecond) {

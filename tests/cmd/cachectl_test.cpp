@@ -308,6 +308,7 @@ TEST_F(CachectlTest, ExplainNamesEveryMissReason) {
   store::NewEntry old;
   old.key = key;
   old.namespaceName = "team-a";
+  old.podName = "train-pod";
   old.executionOutput = R"({"workflows.argoproj.io/outputs":"{}"})";
   old.recordedAtInSec = now - 3 * 86400;
   store.record(store::CacheScope::kNamespace, old);
@@ -318,7 +319,7 @@ TEST_F(CachectlTest, ExplainNamesEveryMissReason) {
 
   old.maxCacheStaleness = 86400;
   old.recordedAtInSec = now - 2 * 86400;
-  store.record(store::CacheScope::kNamespace, old);  // newer: replaces the entry
+  store.record(store::CacheScope::kNamespace, old);  // the same pod, newer: replaces the entry
   const std::string review35 = std::string(KCACHE_TEST_DATA_DIR) + "/admission/argo-3.5-v1.json";
   const auto staleByOwn = run({"explain", "--pod", review35});
   EXPECT_NE(staleByOwn.out.find("stale by the staleness it was recorded with"), std::string::npos)

@@ -78,7 +78,9 @@ const Program& cacheServer() {
                                [] { return std::make_unique<CacheServerCommandLine>(); },
                                "",
                                {"db-host", "db-name", "db-user", "db-password", "db-extra-params",
-                                "namespace-to-watch", "kubeconfig"}};
+                                "namespace-to-watch", "kubeconfig",
+                                // tenancy (issue 13): empty means "none" / "any creator"
+                                "cluster-scope-writers", "trusted-creators"}};
   return program;
 }
 

@@ -58,9 +58,11 @@ TEST_F(LookupCacheTest, AfterTheTtlANewerRecordingIsSeen) {
   store().record(CacheScope::kNamespace,
                  makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a", kRecordedAt));
   ASSERT_EQ(lookUp("team-a", 1)->executionOutput, "{\"outputs\":1}");
-  store().record(CacheScope::kNamespace,
-                 makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a",
-                           kRecordedAt + 5, -1, "{\"outputs\":2}"));
+  // The same pod recorded again (a fresh entry of another pod would be kept).
+  NewEntry again = makeEntry(stepKey('a', CacheScope::kNamespace, "team-a"), "team-a",
+                             kRecordedAt + 5, -1, "{\"outputs\":2}");
+  again.podName = makeEntry("", "", kRecordedAt).podName;
+  store().record(CacheScope::kNamespace, again);
   EXPECT_EQ(lookUp("team-a", 6)->executionOutput, "{\"outputs\":1}");  // within the TTL
   clock_ += kTtl;
   EXPECT_EQ(lookUp("team-a", 6)->executionOutput, "{\"outputs\":2}");

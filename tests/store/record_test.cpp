@@ -1,4 +1,4 @@
-// Recording: idempotence, newer replaces older, concurrency, hit accounting.
+// Recording: idempotence, first fresh writer wins, concurrency, hit accounting.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/execution_output.h"
 #include "tests/store/store_fixture.h"
 
 namespace kcache::store::testing {
@@ -21,39 +22,143 @@ TEST_F(StoreTest, RecordingTheSameEntryAgainReturnsTheSameId) {
   EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 1);
 }
 
-TEST_F(StoreTest, NewerResultReplacesOlderButNotTheOtherWayRound) {
-  const int64_t id =
-      store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT, -1, "first"));
-  store().noteHit(id, kT + 5);
+TEST_F(StoreTest, AFreshEntryIsKeptAgainstARecordOfAnotherPod) {
+  // First fresh writer wins: a repeated (or forged) record of a fresh step changes nothing, and
+  // the caller learns which entry stays.
+  const RecordResult first =
+      store().recordEntry(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT, -1, "first"));
+  EXPECT_EQ(first.outcome, RecordOutcome::kInserted);
+  store().noteHit(first.entryId, kT + 5);
   store().flushHits();
-  EXPECT_EQ(store().record(CacheScope::kNamespace,
-                           makeEntry(keyOf('a'), "team-a", kT - 100, -1, "older")),
-            id);
-  auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 10);
+  const RecordResult later = store().recordEntry(
+      CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 100, 60, "later"));
+  EXPECT_EQ(later.outcome, RecordOutcome::kKept);
+  EXPECT_EQ(later.entryId, first.entryId);
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT - 100, -1, "older"))
+                .outcome,
+            RecordOutcome::kKept);
+  const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 100);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->executionOutput, "first");
-  EXPECT_EQ(hit->hitCount, 1);
+  EXPECT_EQ(hit->startedAtInSec, kT);
+  EXPECT_EQ(hit->hitCount, 1) << "a kept entry keeps its hit count";
+  EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 1);
+}
 
-  EXPECT_EQ(store().record(CacheScope::kNamespace,
-                           makeEntry(keyOf('a'), "team-a", kT + 100, 60, "newer")),
-            id);
-  hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 100);
+TEST_F(StoreTest, ANewerRecordOfTheSamePodReplacesItsEntry) {
+  NewEntry entry = makeEntry(keyOf('a'), "team-a", kT, -1, "first");
+  const int64_t id = store().record(CacheScope::kNamespace, entry);
+  store().noteHit(id, kT + 5);
+  store().flushHits();
+  entry.recordedAtInSec = kT + 100;
+  entry.executionOutput = "again";
+  entry.maxCacheStaleness = 60;
+  const RecordResult again = store().recordEntry(CacheScope::kNamespace, entry);
+  EXPECT_EQ(again.outcome, RecordOutcome::kReplaced);
+  EXPECT_EQ(again.entryId, id);
+  const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 100);
   ASSERT_TRUE(hit);
-  EXPECT_EQ(hit->executionOutput, "newer");
+  EXPECT_EQ(hit->executionOutput, "again");
   EXPECT_EQ(hit->startedAtInSec, kT + 100);
   EXPECT_EQ(hit->maxCacheStaleness, 60);
   EXPECT_EQ(hit->hitCount, 0) << "a new result starts its own hit count";
   EXPECT_FALSE(hit->lastHitAtInSec);
-  EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 1);
+  // The same pod in another namespace is another pod.
+  NewEntry elsewhere = makeEntry(keyOf('b'), "team-a", kT, -1, "mine");
+  store().record(CacheScope::kCluster, elsewhere);
+  elsewhere.namespaceName = "team-b";
+  elsewhere.recordedAtInSec = kT + 1;
+  EXPECT_EQ(store().recordEntry(CacheScope::kCluster, elsewhere).outcome, RecordOutcome::kKept);
 }
 
 TEST_F(StoreTest, StaleEntryDoesNotBlockRefreshing) {
   store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT, 10, "stale"));
   EXPECT_FALSE(store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 1000));
-  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 1000, 10, "fresh"));
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT + 1000, 10, "fresh"))
+                .outcome,
+            RecordOutcome::kReplaced);
   const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 1000);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->executionOutput, "fresh");
+}
+
+TEST_F(StoreTest, AnEntryThatCannotBeReplayedGivesWayToOneThatCan) {
+  // Recorded without outputs (its task result never came): lookups treat it as a miss, so the
+  // step runs again, and its record must be able to take the key.
+  const std::string none = core::encodeExecutionOutput({"", "1"});
+  const std::string outputs = core::encodeExecutionOutput({R"({"parameters":[]})", "2"});
+  const int64_t id =
+      store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT, -1, none));
+  const RecordResult good = store().recordEntry(
+      CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 5, -1, outputs));
+  EXPECT_EQ(good.outcome, RecordOutcome::kReplaced);
+  EXPECT_EQ(good.entryId, id);
+  // Never the other way round, nor by an older record.
+  EXPECT_EQ(
+      store()
+          .recordEntry(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT + 10, -1, none))
+          .outcome,
+      RecordOutcome::kKept);
+  store().record(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT, -1, "not json"));
+  EXPECT_EQ(
+      store()
+          .recordEntry(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT - 1, -1, outputs))
+          .outcome,
+      RecordOutcome::kKept);
+  const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('a'), -1, kT + 10);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->executionOutput, outputs);
+  EXPECT_EQ(hit->startedAtInSec, kT + 5);
+}
+
+TEST_F(StoreTest, FreshnessIsJudgedAtTheEntrysOwnStalenessBoundaryInclusive) {
+  store().record(CacheScope::kNamespace, makeEntry(keyOf('a'), "team-a", kT, 10, "first"));
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT + 10, 10, "at the boundary"))
+                .outcome,
+            RecordOutcome::kKept);
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT + 11, 10, "just after"))
+                .outcome,
+            RecordOutcome::kReplaced);
+}
+
+TEST_F(StoreTest, TheMaximumStalenessCapsHowLongAnEntryHoldsItsKey) {
+  // An entry recorded with no limit (or a forged P1000Y) is replaceable once older than
+  // MAXIMUM_CACHE_STALENESS; without the cap it would hold its key for good.
+  StoreOptions capped = options();
+  capped.maximumStalenessSeconds = 3600;
+  CacheStore cappedStore(capped);
+  cappedStore.record(CacheScope::kNamespace,
+                     makeEntry(keyOf('a'), "team-a", kT, 31'557'600'000, "P1000Y"));
+  cappedStore.record(CacheScope::kNamespace, makeEntry(keyOf('b'), "team-a", kT, -1, "unlimited"));
+  EXPECT_EQ(store()
+                .recordEntry(CacheScope::kNamespace,
+                             makeEntry(keyOf('a'), "team-a", kT + 3601, -1, "uncapped store"))
+                .outcome,
+            RecordOutcome::kKept);
+  for (const char key : {'a', 'b'}) {
+    EXPECT_EQ(cappedStore
+                  .recordEntry(CacheScope::kNamespace,
+                               makeEntry(keyOf(key), "team-a", kT + 3600, -1, "at the cap"))
+                  .outcome,
+              RecordOutcome::kKept);
+    EXPECT_EQ(cappedStore
+                  .recordEntry(CacheScope::kNamespace,
+                               makeEntry(keyOf(key), "team-a", kT + 3601, -1, "after the cap"))
+                  .outcome,
+              RecordOutcome::kReplaced);
+    const auto hit =
+        cappedStore.lookup(CacheScope::kNamespace, "team-a", keyOf(key), -1, kT + 3601);
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(hit->executionOutput, "after the cap");
+  }
 }
 
 TEST_F(StoreTest, EightThreadsRecordingTheSameKeyGetOneRowAndOneId) {
@@ -62,19 +167,20 @@ TEST_F(StoreTest, EightThreadsRecordingTheSameKeyGetOneRowAndOneId) {
   opts.poolSize = kThreads;
   CacheStore concurrent(opts);
   std::atomic<int> ready{0};
-  std::vector<int64_t> ids(kThreads, 0);
+  std::vector<RecordResult> results(kThreads);
   std::vector<std::string> errors(kThreads);
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
-      // Half the threads carry a result one second newer: it must win without a second row.
+      // Half the threads carry a result one second newer (another pod): whoever writes first
+      // holds the key, without a second row.
       std::string output = "r";
       output += std::to_string(i);
       const NewEntry entry = makeEntry(keyOf('c'), "team-a", kT + i % 2, -1, output);
       ready.fetch_add(1);
       while (ready.load() < kThreads) std::this_thread::yield();
       try {
-        ids[i] = concurrent.record(CacheScope::kNamespace, entry);
+        results[i] = concurrent.recordEntry(CacheScope::kNamespace, entry);
       } catch (const std::exception& error) {
         errors[i] = error.what();
       }
@@ -82,12 +188,49 @@ TEST_F(StoreTest, EightThreadsRecordingTheSameKeyGetOneRowAndOneId) {
   }
   for (auto& thread : threads) thread.join();
   for (const auto& error : errors) EXPECT_EQ(error, "");
-  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 1u);
-  EXPECT_GT(ids[0], 0);
+  std::set<int64_t> ids;
+  int inserted = 0;
+  for (const auto& result : results) {
+    ids.insert(result.entryId);
+    if (result.outcome == RecordOutcome::kInserted) ++inserted;
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_GT(*ids.begin(), 0);
+  EXPECT_EQ(inserted, 1);
   EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 1);
-  const auto hit = concurrent.lookup(CacheScope::kNamespace, "team-a", keyOf('c'), -1, kT + 1);
+}
+
+TEST_F(StoreTest, WritersRacingOnAFreshEntryChangeNothing) {
+  // A fresh entry, then eight writers of other pods, all newer, at once: every one learns the
+  // entry stays, and it is unchanged.
+  const int64_t id =
+      store().record(CacheScope::kNamespace, makeEntry(keyOf('d'), "team-a", kT, -1, "good"));
+  constexpr int kThreads = 8;
+  StoreOptions opts = options();
+  opts.poolSize = kThreads;
+  CacheStore concurrent(opts);
+  std::atomic<int> ready{0};
+  std::vector<RecordResult> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const NewEntry forged =
+          makeEntry(keyOf('d'), "team-a", kT + 1 + i, -1, "forged" + std::to_string(i));
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) std::this_thread::yield();
+      results[i] = concurrent.recordEntry(CacheScope::kNamespace, forged);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& result : results) {
+    EXPECT_EQ(result.entryId, id);
+    EXPECT_EQ(result.outcome, RecordOutcome::kKept);
+  }
+  const auto hit = store().lookup(CacheScope::kNamespace, "team-a", keyOf('d'), -1, kT + 100);
   ASSERT_TRUE(hit);
-  EXPECT_EQ(hit->startedAtInSec, kT + 1);
+  EXPECT_EQ(hit->executionOutput, "good");
+  EXPECT_EQ(hit->startedAtInSec, kT);
+  EXPECT_EQ(scalar("SELECT count(*) FROM execution_caches"), 1);
 }
 
 TEST_F(StoreTest, HitsAreCountedInBatches) {

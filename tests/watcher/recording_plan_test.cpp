@@ -146,6 +146,25 @@ TEST(RecordingPlanRefusals, TheKeyOfTheOtherScopeIsRefused) {
       SkipReason::kKeyMismatch);
 }
 
+// tenancy (issue 13): who may write the shared cache.
+TEST(RecordingPlanRefusals, ClusterScopeRecordsOnlyTheWritersNamespaces) {
+  auto pod = completedPod();  // team-a
+  pod["metadata"]["annotations"][kKeyAnnotation] =
+      fakekube::taggedPodKey("team-a", keyFor(7), core::KeyBinding::kTemplateOnly);
+  RecordingRules rules({}, store::CacheScope::kCluster);
+  rules.clusterScopeWriters = core::NameList::parse("kubeflow, team-b");
+  EXPECT_EQ(planRecording(pod, rules, 0).error(), SkipReason::kNamespaceNotWriter);
+  EXPECT_EQ(refusalLabel(SkipReason::kNamespaceNotWriter), "namespace_not_writer");
+  rules.clusterScopeWriters = core::NameList::parse("kubeflow,team-a");
+  EXPECT_TRUE(planRecording(pod, rules, 0));
+  rules.clusterScopeWriters = core::NameList::parse("*");
+  EXPECT_TRUE(planRecording(pod, rules, 0));
+  // Namespace scope ignores the list: an entry there is only reused by its own namespace.
+  RecordingRules namespaced;
+  namespaced.clusterScopeWriters = core::NameList::parse("kubeflow");
+  EXPECT_TRUE(planRecording(completedPod(), namespaced, 0));
+}
+
 TEST(RecordingPlanRefusals, AVictimsTemplateAndKeyFromAnotherNamespaceAreRefused) {
   // The attacker copies team-b's ARGO_TEMPLATE and key into a pod of team-a: the key is bound to
   // team-b, so team-a's pod cannot carry it. (In its own namespace the copied template gives the

@@ -24,7 +24,7 @@ namespace kcache::watcher::testing {
 // Idempotent like the real store: one entry per (scope, namespace, key).
 class InMemoryCacheRecorder : public store::CacheRecorder {
  public:
-  int64_t record(store::CacheScope scope, const store::NewEntry& entry) override {
+  store::RecordResult recordEntry(store::CacheScope scope, const store::NewEntry& entry) override {
     std::lock_guard lock(mutex_);
     ++calls_;
     if (failuresLeft_ > 0) {
@@ -34,11 +34,11 @@ class InMemoryCacheRecorder : public store::CacheRecorder {
     const auto id = std::make_tuple(
         scope, scope == store::CacheScope::kCluster ? "" : entry.namespaceName, entry.key);
     const auto it = ids_.find(id);
-    if (it != ids_.end()) return it->second;
+    if (it != ids_.end()) return {it->second, store::RecordOutcome::kKept};
     const int64_t newId = static_cast<int64_t>(entries_.size()) + 1;
     ids_.emplace(id, newId);
     entries_.push_back(entry);
-    return newId;
+    return {newId, store::RecordOutcome::kInserted};
   }
 
   void failNext(int count) {

@@ -375,6 +375,56 @@ TEST_F(AdmissionLogicTest, ClusterScopeSharesAcrossNamespaces) {
   expectHitPod(review, admit(review), id);
 }
 
+// --- tenancy (issue 13): who may write the cache, whose pods kcache acts on ---
+
+TEST_F(AdmissionLogicTest, ClusterScopeTagsOnlyTheWritersNamespacesButServesHitsToAll) {
+  config.scope = store::CacheScope::kCluster;
+  config.clusterScopeWriters = core::NameList::parse("kubeflow,team-b");
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");  // team-a
+  // A miss in a namespace that may not write: let through untouched, not tagged for recording.
+  const auto untagged = admit(review);
+  EXPECT_FALSE(untagged.hasPatch);
+  EXPECT_EQ(untagged.patchedPod, podOf(review));
+  EXPECT_EQ(counterValue("kcache_admission_requests_total", {{"outcome", "miss"}}), 1);
+  // A writer's own miss is tagged as before.
+  config.clusterScopeWriters = core::NameList::parse("team-a");
+  expectMissPatch(review, admit(review));
+  // Reading the shared cache is what cluster scope is for: a writer's entry is a hit anywhere.
+  config.clusterScopeWriters = core::NameList::parse("kubeflow,team-b");
+  const auto id = record(review, "team-b");
+  expectHitPod(review, admit(review), id);
+}
+
+TEST_F(AdmissionLogicTest, NamespaceScopeIgnoresTheClusterWriters) {
+  config.clusterScopeWriters = core::NameList::parse("kubeflow");
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  expectMissPatch(review, admit(review));
+}
+
+TEST_F(AdmissionLogicTest, TrustedCreatorsOnlyAreActedOn) {
+  config.trustedCreators = core::NameList::parse("system:serviceaccount:kubeflow:argo");
+  auto review = testing::fixtureJson("argo-3.5-v1.json");  // created by the Argo controller
+  expectMissPatch(review, admit(review));
+  const auto id = record(review, "team-a");
+  expectHitPod(review, admit(review), id);
+  const int lookupsSoFar = lookup.lookups();
+  // The same pod created by a namespace member by hand, or with no userInfo at all.
+  review["request"]["userInfo"]["username"] = "alice@example.com";
+  EXPECT_FALSE(admit(review).hasPatch);
+  review["request"].erase("userInfo");
+  EXPECT_FALSE(admit(review).hasPatch);
+  review["request"]["userInfo"] = "not an object";
+  EXPECT_FALSE(admit(review).hasPatch);
+  EXPECT_EQ(counterValue("kcache_admission_skips_total", {{"reason", "untrusted_creator"}}), 3);
+  EXPECT_EQ(lookup.lookups(), lookupsSoFar) << "an untrusted creator's pod never reaches the store";
+}
+
+TEST_F(AdmissionLogicTest, NoTrustedCreatorsMeansAnyCreator) {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  review["request"]["userInfo"]["username"] = "alice@example.com";
+  expectMissPatch(review, admit(review));
+}
+
 TEST_F(AdmissionLogicTest, KeyIsNamespaceBoundInNamespaceScopeAndTemplateOnlyInClusterScope) {
   const auto review = testing::fixtureJson("argo-3.5-v1.json");
   const std::string bound = keyFor(review, store::CacheScope::kNamespace, "team-a");

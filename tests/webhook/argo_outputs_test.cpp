@@ -142,15 +142,28 @@ TEST(BuildTaskResult, ExactlyWhatArgosExecutorWouldHaveWrittenPlusTheMarker) {
       "kfp");
 }
 
-TEST(BuildTaskResult, ReplayMarkerTellsOurOwnFromOthers) {
+TEST(BuildTaskResult, OnlyExactlyWhatKcacheBuildsIsAdopted) {
   TaskResultTarget target{"team-a", kNodeId, kWorkflow, kWorkflowUid, std::nullopt};
-  const json ours = buildTaskResult(target, json::object(), 17);
-  EXPECT_TRUE(isReplayOf(ours, 17));
-  EXPECT_FALSE(isReplayOf(ours, 18));
-  json executors = ours;
+  const json outputs = {{"parameters", json::array({{{"name", "p"}, {"value", "1"}}})}};
+  const json wanted = buildTaskResult(target, outputs, 17);
+  json stored = wanted;  // as the API server keeps it: with its own metadata
+  stored["metadata"]["uid"] = "0b0e";
+  stored["metadata"]["resourceVersion"] = "42";
+  EXPECT_TRUE(isTaskResultAsBuilt(stored, wanted));
+  EXPECT_FALSE(isTaskResultAsBuilt(wanted, buildTaskResult(target, outputs, 18)));
+  json forged = stored;  // our replay label, other outputs
+  forged["outputs"]["parameters"][0]["value"] = "forged";
+  EXPECT_FALSE(isTaskResultAsBuilt(forged, wanted));
+  json otherOwner = stored;
+  otherOwner["metadata"]["ownerReferences"][0]["uid"] = "another-workflow";
+  EXPECT_FALSE(isTaskResultAsBuilt(otherOwner, wanted));
+  json extraLabel = stored;
+  extraLabel["metadata"]["labels"]["extra"] = "x";
+  EXPECT_FALSE(isTaskResultAsBuilt(extraLabel, wanted));
+  json executors = stored;
   executors["metadata"]["labels"].erase("kcache.kubeflow.org/replayed-from");
-  EXPECT_FALSE(isReplayOf(executors, 17));
-  EXPECT_FALSE(isReplayOf(json(), 17));
+  EXPECT_FALSE(isTaskResultAsBuilt(executors, wanted));
+  EXPECT_FALSE(isTaskResultAsBuilt(json(), wanted));
 }
 
 TEST(ArgoOutputsMode, ParsedAndPrinted) {

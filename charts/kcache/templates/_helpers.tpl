@@ -205,6 +205,9 @@ app.kubernetes.io/component: postgresql
 {{- if ge (int .Values.server.lookupTimeoutMs) (mul 1000 (int .Values.webhook.timeoutSeconds)) }}
 {{- fail "server.lookupTimeoutMs must be shorter than webhook.timeoutSeconds, or the API server gives up before kcache answers" }}
 {{- end }}
+{{- if and (eq .Values.server.cacheScope "cluster") (empty .Values.server.clusterScopeWriters) }}
+{{- fail "server.cacheScope cluster shares every entry with all namespaces: list the namespaces whose steps may be recorded into it in server.clusterScopeWriters (for example [kubeflow], or [\"*\"] for every namespace, deliberately)" }}
+{{- end }}
 {{- with .Values.server.clientAuth }}
 {{- if and .enabled (not (or .caSecret .caConfigMap)) }}
 {{- fail "server.clientAuth.enabled needs the client CA: set server.clientAuth.caSecret or server.clientAuth.caConfigMap" }}
