@@ -186,18 +186,26 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   decision.tagForRecording = plan.mayRecord;
   std::string detail;
   auto outcome = interpretLookup(entry);
-  if (auto* hit = std::get_if<Hit>(&outcome)) {
-    hit->legacyRow = fromLegacyRow;
-    try {
-      if (delivery_) {
-        delivery_->deliver(pending.request, plan, *hit);
-      } else if (plan.outputsDelivery == OutputsDelivery::kTaskResult) {
-        throw std::runtime_error("no task-result delivery is configured");
-      }
-      decision.outcome = std::move(*hit);
-    } catch (const std::exception& error) {
-      detail = std::string("outputs could not be delivered, running the step: ") + error.what();
+  if (auto* found = std::get_if<Hit>(&outcome)) {
+    found->legacyRow = fromLegacyRow;
+    decision.outcome = std::move(*found);
+    if (hitAnnotationsFit(pending.request.object, decision) == HitAnnotationsFit::kTooLarge) {
+      // The rewritten pod would be refused: the step runs, and nothing is delivered or counted
+      // as a hit for it.
+      detail = "the recorded outputs do not fit in the pod's annotations, running the step";
       decision.outcome = Miss{};
+    } else {
+      try {
+        const Hit& hit = std::get<Hit>(decision.outcome);
+        if (delivery_) {
+          delivery_->deliver(pending.request, plan, hit);
+        } else if (plan.outputsDelivery == OutputsDelivery::kTaskResult) {
+          throw std::runtime_error("no task-result delivery is configured");
+        }
+      } catch (const std::exception& error) {
+        detail = std::string("outputs could not be delivered, running the step: ") + error.what();
+        decision.outcome = Miss{};
+      }
     }
   } else {
     auto& miss = std::get<Miss>(outcome);

@@ -556,6 +556,30 @@ TEST_F(AdmissionLogicTest, FailedOutputDeliveryRunsTheStepInstead) {
   EXPECT_TRUE(lookup.notedHits().empty());
 }
 
+TEST_F(AdmissionLogicTest, AHitTooLargeForThePodsAnnotationsRunsTheStepAndIsNotAHit) {
+  // Argo 3.5 reads the outputs from the pod's annotation; 300 KiB of them would take the pod over
+  // Kubernetes' 256 KiB of annotations, and the API server would refuse the rewritten pod.
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  store::CacheEntry entry;
+  entry.key = keyOf(review);
+  entry.namespaceName = "team-a";
+  entry.executionOutput = core::encodeExecutionOutput(
+      {R"({"parameters":[{"name":"big","value":")" + std::string(300 * 1024, 'x') + R"("}]})",
+       "42"});
+  entry.startedAtInSec = kNow - 10;
+  entry.runDurationSeconds = 300;
+  lookup.add(entry);
+  RecordingDelivery delivery(false);
+  AdmissionHandler handler(config, lookup, metrics, &delivery, [] { return kNow; });
+  const auto answer = handler.handle(review.dump());
+  expectMissPatch(review, testing::applyAnswer(podOf(review), answer.body));
+  EXPECT_TRUE(delivery.delivered.empty()) << "nothing is delivered for a step that runs";
+  EXPECT_TRUE(lookup.notedHits().empty());
+  EXPECT_EQ(counterValue("kcache_admission_requests_total", {{"outcome", "hit"}}), 0);
+  EXPECT_EQ(counterValue("kcache_admission_requests_total", {{"outcome", "miss"}}), 1);
+  EXPECT_EQ(counterValue("kcache_compute_seconds_saved_total", {}), 0);
+}
+
 TEST_F(AdmissionLogicTest, UnreadableCachedOutputRunsTheStepAgain) {
   const auto review = testing::fixtureJson("argo-3.5-v1.json");
   store::CacheEntry entry;
