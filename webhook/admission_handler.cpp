@@ -179,6 +179,8 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   AdmissionDecision decision;
   decision.key = plan.key;
   decision.outputsDelivery = plan.outputsDelivery;
+  // Used by the miss patch only (a hit too large for its annotations included).
+  decision.admissionStamp = admissionStampOf(pending.request, plan.key, config_);
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* hit = std::get_if<Hit>(&outcome)) {

@@ -3,6 +3,7 @@
 // looked up, and what a lookup result means. No I/O: the caller performs the store lookup between
 // planLookup and decide.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/admission_stamp.h"
 #include "core/execution_output.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
@@ -48,6 +50,12 @@ struct AdmissionConfig {
   // Whether the webhook has a Kubernetes API client to create task results with. Without one,
   // auto delivers through the annotation for every pod.
   bool taskResultsAvailable = false;
+
+  // --- Admission stamps (issue 13: record only what kcache admitted) ---
+  // Signs the pods tagged for recording (the miss patch), so that the watcher records only
+  // those. Null, or empty until the secret is known (it may live in the database): pods are
+  // tagged without a stamp, and no watcher records them.
+  std::shared_ptr<const core::SharedStampKeys> admissionStamps;
 };
 
 // The delivery for a pod of `layout` under `config` (pure).
@@ -139,7 +147,15 @@ struct AdmissionDecision {
   std::variant<Skip, Failure, Miss, Hit> outcome;
   std::string key;                                                 // set for Miss and Hit
   OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;  // how a Hit is delivered
+  // The admission stamp the miss patch sets (admissionStampOf); "" for none.
+  std::string admissionStamp;
 };
+
+// The admission stamp of the pod of `request` tagged for recording under `key`
+// (core/admission_stamp.h): bound to its name, or to its generateName prefix when it has no name
+// yet, and to the staleness the watcher will record it with. "" when no key ring is installed.
+std::string admissionStampOf(const AdmissionRequest& request, std::string_view key,
+                             const AdmissionConfig& config);
 
 std::string_view outcomeLabel(const AdmissionDecision& decision);  // hit, miss, skipped, error
 // The label of AdmissionDecision::outcome's alternative number `index`.
