@@ -36,6 +36,22 @@ bool parseDigits(std::string_view text, size_t pos, size_t count, int& out) {
   return ec == std::errc() && ptr == first + count;
 }
 
+// Whether the pod's admission stamp verifies for it as it is now: bound to its name, or, for a
+// pod created with generateName, to that prefix of its name (core/admission_stamp.h).
+bool admissionStampVerifies(const core::StampKeyRing& keys, const nlohmann::json* metadata,
+                            const std::string& stamp, const PodIdentity& pod, std::string_view key,
+                            int64_t recordedStaleness) {
+  core::StampSubject subject{pod.namespaceName, pod.name, false, key, recordedStaleness};
+  if (keys.verifies(stamp, subject)) return true;
+  const auto generateName = stringMember(metadata, "generateName");
+  if (!generateName || generateName->empty() || !pod.name.starts_with(*generateName)) {
+    return false;
+  }
+  subject.podName = *generateName;
+  subject.nameIsPrefix = true;
+  return keys.verifies(stamp, subject);
+}
+
 }  // namespace
 
 std::string_view toString(SkipReason reason) {
@@ -58,6 +74,13 @@ std::string_view toString(SkipReason reason) {
       return "ARGO_TEMPLATE gives no execution key";
     case SkipReason::kKeyMismatch:
       return "the execution key annotation is not the key of the pod's template and namespace";
+    case SkipReason::kNotCacheEnabled:
+      return "the pod is not labelled cache_enabled=true, so kcache's webhook never tagged it";
+    case SkipReason::kNoStamp:
+      return "no admission stamp: kcache's webhook did not tag this pod for recording";
+    case SkipReason::kBadStamp:
+      return "the admission stamp does not match the pod's namespace, name, execution key and "
+             "staleness (changed after admission, copied from another pod, or another secret)";
   }
   return "unknown";
 }
@@ -74,6 +97,12 @@ std::optional<std::string_view> refusalLabel(SkipReason reason) {
       return "template_invalid";
     case SkipReason::kKeyMismatch:
       return "key_mismatch";
+    case SkipReason::kNotCacheEnabled:
+      return "not_cache_enabled";
+    case SkipReason::kNoStamp:
+      return "stamp_missing";
+    case SkipReason::kBadStamp:
+      return "stamp_invalid";
     default:
       return std::nullopt;
   }
@@ -134,6 +163,21 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
     if (!recomputed) return core::Unexpected(SkipReason::kBadTemplate);
     if (recomputed->hex() != *key) return core::Unexpected(SkipReason::kKeyMismatch);
   }
+  const auto stalenessAnnotation =
+      stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
+  const int64_t recordedStaleness = rules.staleness.forRecording(
+      stalenessAnnotation ? std::optional<std::string_view>(*stalenessAnnotation) : std::nullopt);
+  if (rules.admissionStamps) {
+    if (stringMember(labels, contract::kCacheEnabledLabel) != contract::kTrue) {
+      return core::Unexpected(SkipReason::kNotCacheEnabled);
+    }
+    const auto stamp = stringMember(annotations, contract::kAdmissionStampAnnotation);
+    if (!stamp) return core::Unexpected(SkipReason::kNoStamp);
+    if (!admissionStampVerifies(*rules.admissionStamps, metadata, *stamp, identity, *key,
+                                recordedStaleness)) {
+      return core::Unexpected(SkipReason::kBadStamp);
+    }
+  }
 
   RecordingPlan plan;
   plan.pod = std::move(identity);
@@ -145,9 +189,7 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   entry.podName = plan.pod.name;
   entry.executionTemplate = found->argoTemplate;
   plan.templateOffloaded = found->offloaded;
-  const auto annotation = stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
-  entry.maxCacheStaleness = rules.staleness.forRecording(
-      annotation ? std::optional<std::string_view>(*annotation) : std::nullopt);
+  entry.maxCacheStaleness = recordedStaleness;
   entry.runDurationSeconds = runDurationSeconds(pod);
   entry.recordedAtInSec = nowInSec;
   return plan;

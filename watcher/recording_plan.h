@@ -4,12 +4,14 @@
 // pod is ready). The outputs come from the pod's annotation (old Argo) or from its task result
 // (join.h); either way they end up in the same ExecutionOutput shape.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "core/admission_stamp.h"
 #include "core/expected.h"
 #include "core/staleness.h"
 #include "store/cache_store.h"
@@ -42,6 +44,12 @@ struct RecordingRules {
   // The key the pod's annotation must equal, recomputed from its own template and namespace:
   // namespace-bound in namespace scope, template-only in cluster scope (store::keyBindingOf).
   store::CacheScope scope;
+  // --- Admission stamps (issue 13: record only what kcache admitted) ---
+  // The secrets the webhook stamps pods with: a pod is recorded only when it carries
+  // cache_enabled "true" and a stamp that verifies for its namespace, name, key and the
+  // staleness it is recorded with. Null only for `cachectl record`, an operator's deliberate act
+  // with database rights, where no stamp is asked for.
+  std::shared_ptr<const core::StampKeyRing> admissionStamps;
 };
 
 enum class SkipReason {
@@ -57,6 +65,12 @@ enum class SkipReason {
   kNoTemplate,   // no ARGO_TEMPLATE to recompute the key from
   kBadTemplate,  // ARGO_TEMPLATE gives no key
   kKeyMismatch,  // the recomputed key differs from the annotation
+  // Refusals: kcache's webhook did not tag this pod for recording as it is now (RecordingRules::
+  // admissionStamps): created without cache_enabled, admitted while the webhook was down, or its
+  // name, key or staleness changed after admission.
+  kNotCacheEnabled,  // the cache_enabled label is not "true"
+  kNoStamp,          // no admission stamp annotation
+  kBadStamp,         // the stamp does not verify for the pod as it is
 };
 // The label of kcache_watcher_record_refusals_total{reason}, for the refusals above; nullopt for
 // the other reasons (ordinary skips).

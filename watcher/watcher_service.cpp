@@ -17,6 +17,11 @@ WatcherService::WatcherService(std::shared_ptr<kube::KubeApi> api, WatcherConfig
       store_(store),
       garbageCollect_(std::move(garbageCollect)),
       metrics_(metrics) {
+  if (config_.recorder.admissionStamps == nullptr) {
+    // Without the secret every pod with a cache_id label would be taken at its word.
+    throw std::invalid_argument(
+        "the watcher needs the admission stamp secret to tell the pods kcache admitted");
+  }
   if (config_.leaderElection) {
     elector_ = std::make_unique<LeaderElector>(*api_, config_.election, metrics_);
   }
@@ -68,9 +73,9 @@ void WatcherService::lead(std::stop_token stop) {
       config_.informer.namespaceName.empty() ? "all namespaces" : config_.informer.namespaceName);
   PodRecorder recorder(store_, *api_, config_.recorder, metrics_);
   recorder.start();
-  StepJoiner joiner(recorder, config_.join,
-                    RecordingRules(config_.recorder.staleness, config_.recorder.scope),
-                    metrics_.join);
+  RecordingRules rules(config_.recorder.staleness, config_.recorder.scope);
+  rules.admissionStamps = config_.recorder.admissionStamps;
+  StepJoiner joiner(recorder, config_.join, std::move(rules), metrics_.join);
   joiner.start();
   Informer informer(*api_, config_.informer, joiner.pods(), metrics_.pods);
   std::optional<Informer> taskResultInformer;
