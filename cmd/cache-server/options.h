@@ -48,6 +48,11 @@ struct Options {
   int64_t gcMaxEntries = 0;  // 0: no limit on the number of entries
   std::string logFormat = "text";
   std::string logLevel = "info";
+  // --- Admission stamps (issue 13: record only what kcache admitted) ---
+  // The secret the webhook stamps the pods it tags with and the watcher verifies; "": one kept
+  // in the database (cmd/cache-server/stamp_keys.h).
+  std::string stampSecretFile;
+  std::string previousStampSecretFile;  // during a rotation: still verifies, never signs
   // Not a flag: KFP_SECURITY_LEGACY_CACHE_MODE, read by readEnvironmentOnlySettings.
   cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
 };
