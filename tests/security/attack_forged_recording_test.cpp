@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -58,6 +59,10 @@ struct Scope {
   std::string name;  // --cache-scope
   core::KeyBinding binding;
 };
+// gtest names the parameter in test listings by this, rather than by its bytes.
+void PrintTo(const Scope& scope, std::ostream* out) {
+  *out << scope.name;
+}
 
 class ForgedRecordingTest : public ::testing::TestWithParam<Scope> {
  protected:
