@@ -34,6 +34,8 @@ inline constexpr std::string_view kMaxCacheStalenessAnnotation =
 inline constexpr std::string_view kArgoOutputsAnnotation = "workflows.argoproj.io/outputs";
 inline constexpr std::string_view kArgoNodeIdAnnotation = "workflows.argoproj.io/node-id";
 inline constexpr std::string_view kV2ComponentAnnotation = "pipelines.kubeflow.org/v2_component";
+// kcache's proof that its webhook tagged the pod for recording (core/admission_stamp.h).
+inline constexpr std::string_view kAdmissionStampAnnotation = "kcache.kubeflow.org/admission-stamp";
 
 // Values.
 inline constexpr std::string_view kTrue = "true";

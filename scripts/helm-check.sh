@@ -143,7 +143,8 @@ KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user"
                "--db-extra-params", "--namespace-to-watch", "--listen-port",
                "--tls-cert-filename", "--tls-key-filename", "--tls-dir", "--cache-scope", "--lookup-timeout-ms",
                "--http-port", "--log-format", "--log-level", "--max-connections", "--client-ca-file",
-               "--read-offloaded-templates", "--cluster-scope-writers", "--trusted-creators"}
+               "--read-offloaded-templates", "--cluster-scope-writers", "--trusted-creators",
+               "--stamp-secret-file", "--previous-stamp-secret-file"}
 KUBEFLOW_FLAGS = {"--db_driver", "--db_host", "--db_port", "--db_name", "--db_user",
                   "--db_password", "--db_extra_params", "--namespace_to_watch", "--listen_port",
                   "--tls_cert_filename", "--tls_key_filename"}
@@ -506,6 +507,7 @@ def check_chart_render(tag, docs, cert, db, watch, values):
               f"{tag}: --client-ca-file names the mounted client CA from {expected_name}", f"{args} {ca_volume} {ca_mount}")
     else:
         check(arg_value(args, "--client-ca-file") is None, f"{tag}: no client authentication unless asked for")
+    check_admission_stamp(tag, docs, pod, c, values.get("admissionStamp", {}))
     sa = pod.get("serviceAccountName")
     check(one(docs, "ServiceAccount", name=sa, namespace=NAMESPACE) is not None, f"{tag}: ServiceAccount {sa} rendered")
     server_values = values.get("server", {})
@@ -780,6 +782,28 @@ def as_installed(obj):
     return obj
 
 
+def check_admission_stamp(tag, docs, pod, c, stamp_values):
+    """Every replica mounts the same admission stamp secret read-only and names it with
+    --stamp-secret-file; the chart generates the Secret unless an existing one is named."""
+    args = c.get("args", [])
+    volume = next((v for v in pod.get("volumes", []) if v["name"] == "admission-stamp"), {})
+    mount = next((m for m in c.get("volumeMounts", []) if m["name"] == "admission-stamp"), {})
+    secret_name = volume.get("secret", {}).get("secretName")
+    check(arg_value(args, "--stamp-secret-file") == f"{mount.get('mountPath')}/secret" and mount.get("readOnly") is True,
+          f"{tag}: --stamp-secret-file names the read-only mounted admission stamp secret", f"{args} {mount}")
+    existing = stamp_values.get("existingSecret")
+    rendered = one(docs, "Secret", name=secret_name, namespace=NAMESPACE)
+    if existing:
+        check(secret_name == existing and rendered is None, f"{tag}: the admission stamp secret is the existing Secret {existing}")
+    else:
+        data = (rendered or {}).get("data", {})
+        check(rendered is not None and len(base64.b64decode(data.get("secret", ""))) >= 32,
+              f"{tag}: the chart generates an admission stamp Secret of at least 32 bytes", str(rendered))
+    rotating = bool(stamp_values.get("rotate"))
+    check((arg_value(args, "--previous-stamp-secret-file") == f"{mount.get('mountPath')}/previous") == rotating,
+          f"{tag}: --previous-stamp-secret-file only while rotating", str(args))
+
+
 def upgrade_reuse():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -800,7 +824,9 @@ def upgrade_reuse():
         first_docs = docs_of(first.stdout)
         secrets = {d["metadata"]["name"]: d for d in find(first_docs, "Secret")}
         tls_name, pw_name = f"{RELEASE}-kcache-webhook-tls", f"{RELEASE}-kcache-postgresql"
-        if not check(tls_name in secrets and pw_name in secrets, "upgrade: first install has the TLS and password Secrets"):
+        stamp_name = f"{RELEASE}-kcache-admission-stamp"
+        if not check(tls_name in secrets and pw_name in secrets and stamp_name in secrets,
+                     "upgrade: first install has the TLS, password and admission stamp Secrets"):
             return
 
         # A cluster without the Secrets: new ones are generated (so the reuse check below can fail).
@@ -812,9 +838,12 @@ def upgrade_reuse():
                   "upgrade: the chart looks the TLS Secret up in the cluster")
             check(fresh_secrets[tls_name]["data"]["tls.key"] != secrets[tls_name]["data"]["tls.key"],
                   "upgrade: with no Secret in the cluster a new key is generated (control)")
+            check(fresh_secrets[stamp_name]["data"]["secret"] != secrets[stamp_name]["data"]["secret"],
+                  "upgrade: with no Secret in the cluster a new admission stamp secret is generated (control)")
 
         # The cluster holds the first install's Secrets: the second render must reuse them.
-        FakeApi.objects = {f"/api/v1/namespaces/{NAMESPACE}/secrets/{n}": as_installed(secrets[n]) for n in (tls_name, pw_name)}
+        FakeApi.objects = {f"/api/v1/namespaces/{NAMESPACE}/secrets/{n}": as_installed(secrets[n])
+                           for n in (tls_name, pw_name, stamp_name)}
         second = helm_template(vf, server_side)
         if not check(second.returncode == 0, "upgrade: second render (helm upgrade) succeeds", second.stderr[-600:]):
             return
@@ -827,6 +856,17 @@ def upgrade_reuse():
               "upgrade: caBundle still matches the certificate the pods serve")
         check(again.get(pw_name, {}).get("data") == secrets[pw_name]["data"],
               "upgrade: bundled PostgreSQL password is reused (the data directory keeps the first one)")
+        check(again.get(stamp_name, {}).get("data") == secrets[stamp_name]["data"],
+              "upgrade: the admission stamp secret is reused (stamps given out before still verify)")
+        # A rotation: a new secret signs, the one it replaces moves to `previous` and still verifies.
+        rotate_vf = write_values("upgrade-rotate", dict(scenario_values("selfSigned", "bundled", "all"),
+                                                        admissionStamp={"rotate": True}))
+        rotated = helm_template(rotate_vf, server_side)
+        if check(rotated.returncode == 0, "upgrade: a render with admissionStamp.rotate succeeds", rotated.stderr[-600:]):
+            data = {d["metadata"]["name"]: d for d in find(docs_of(rotated.stdout), "Secret")}.get(stamp_name, {}).get("data", {})
+            check(data.get("previous") == secrets[stamp_name]["data"]["secret"]
+                  and data.get("secret") not in (None, secrets[stamp_name]["data"]["secret"]),
+                  "upgrade: rotate generates a new admission stamp secret and keeps the old one as previous")
         certificate_renewal(vf, server_side, secrets[tls_name], secrets[pw_name])
     finally:
         server.shutdown()
@@ -1189,6 +1229,16 @@ def run_server(tag, binary, container, *, env, replace_flags, extra_args, tls_di
             server.wait()
 
 
+def rendered_stamp_secret_file(docs, directory):
+    """The admission stamp Secret the chart rendered, written where --stamp-secret-file points
+    in the live run (the pod mounts it from the Secret)."""
+    stamp = one(docs, "Secret", name=f"{RELEASE}-kcache-admission-stamp") or {"data": {}}
+    path = os.path.join(directory, "admission-stamp-secret")
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(stamp["data"].get("secret", "")))
+    return path
+
+
 def live_client_auth(binary, pg):
     tag = "live chart, client authentication"
     values = scenario_values("selfSigned", "external-host", "all")
@@ -1223,7 +1273,8 @@ def live_client_auth(binary, pg):
                replace_flags={"--db-host": "127.0.0.1", "--db-port": str(pg.port), "--db-user": "postgres",
                               "--db-extra-params": json.dumps({"sslmode": "disable"}),
                               "--listen-port": str(free_port()), "--http-port": str(free_port()), "--tls-dir": tls_dir,
-                              "--client-ca-file": ca_crt},
+                              "--client-ca-file": ca_crt,
+                              "--stamp-secret-file": rendered_stamp_secret_file(docs, tls_dir)},
                extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir,
                ca_pem=base64.b64decode(secret["data"]["ca.crt"]).decode(),
                server_name=f"{RELEASE}-kcache.{NAMESPACE}.svc", client_cert=(client_crt, client_key))
@@ -1264,7 +1315,8 @@ def check_live_server():
             run_server("live chart", binary, container, env=env,
                        replace_flags={"--db-host": "127.0.0.1", "--db-port": str(pg.port), "--db-user": "postgres",
                                       "--db-extra-params": json.dumps({"sslmode": "disable"}),
-                                      "--listen-port": str(free_port()), "--http-port": str(free_port()), "--tls-dir": tls_dir},
+                                      "--listen-port": str(free_port()), "--http-port": str(free_port()), "--tls-dir": tls_dir,
+                                      "--stamp-secret-file": rendered_stamp_secret_file(docs, tls_dir)},
                        extra_args=["--listen-address=127.0.0.1"], tls_dir=tls_dir,
                        ca_pem=base64.b64decode(secret["data"]["ca.crt"]).decode(),
                        server_name=f"{RELEASE}-kcache.{NAMESPACE}.svc")

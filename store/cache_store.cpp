@@ -317,6 +317,22 @@ class CacheStore::Impl {
 
   const std::string& target() const { return target_; }
 
+  std::string sharedAdmissionSecret(const std::string& candidate) {
+    return withConnection(
+        "store admission secret", options_.writeTimeout, [&](pqxx::connection& connection) {
+          pqxx::work txn(connection);
+          setLocalTimeout(txn, options_.writeTimeout);
+          txn.exec_params(
+              "INSERT INTO kcache_admission_secret (id, secret) VALUES (1, $1) "
+              "ON CONFLICT (id) DO NOTHING",
+              candidate);
+          auto secret = txn.exec1("SELECT secret FROM kcache_admission_secret WHERE id = 1")[0]
+                            .as<std::string>();
+          txn.commit();
+          return secret;
+        });
+  }
+
   void ping() {
     withConnection("store ping", options_.lookupTimeout, [](pqxx::connection& connection) {
       pqxx::nontransaction(connection).exec("SELECT 1");
@@ -534,6 +550,9 @@ GcResult CacheStore::gc(const GcOptions& options) {
 }
 StoreStats CacheStore::stats() {
   return impl_->stats();
+}
+std::string CacheStore::sharedAdmissionSecret(const std::string& candidate) {
+  return impl_->sharedAdmissionSecret(candidate);
 }
 std::vector<CacheEntry> CacheStore::listEntries(const EntryFilter& filter, int64_t afterId,
                                                 int64_t limit) {

@@ -193,6 +193,10 @@ class CacheStore : public CacheLookup, public CacheRecorder {
   void flushHits();
   GcResult gc(const GcOptions& options);
   StoreStats stats();
+  // --- Admission stamps (issue 13) ---
+  // The admission stamp secret kept in the database: `candidate` is stored when there is none
+  // yet (the first server wins a race), and the stored one is returned either way.
+  std::string sharedAdmissionSecret(const std::string& candidate);
 
   // Operators' queries, never on the admission path: entries in id order after `afterId`, at
   // most `limit` of them; how many match; deleting those that match (returns how many went).

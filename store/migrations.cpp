@@ -226,6 +226,18 @@ CREATE INDEX IF NOT EXISTS idx_cache_namespace_key
              "were (their stored template does not give back their key; they no longer hit)",
              result.converted, result.supersededByExisting, result.unconvertible);
        }},
+      {6,
+       "kcache_admission_secret",
+       // The admission stamp secret when no --stamp-secret-file is given: one row, written once
+       // by the first server that needs it (CacheStore::sharedAdmissionSecret), so every replica
+       // sharing the database, and every restart, signs and verifies with the same secret.
+       R"sql(
+CREATE TABLE IF NOT EXISTS kcache_admission_secret (
+  id smallint PRIMARY KEY CHECK (id = 1),
+  secret text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now());
+)sql",
+       {}},
   };
   return migrations;
 }

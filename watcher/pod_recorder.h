@@ -29,6 +29,10 @@ struct RecorderConfig {
   core::StalenessPolicy staleness;
   // tenancy (issue 13): cluster scope's writers (RecordingRules::clusterScopeWriters).
   std::optional<core::NameList> clusterScopeWriters;
+  // --- Admission stamps (issue 13) ---
+  // What the webhook stamps pods with; required by WatcherService (RecordingRules::
+  // admissionStamps): a pod is recorded only with a stamp that verifies.
+  std::shared_ptr<const core::StampKeyRing> admissionStamps;
   BackoffConfig retryBackoff{std::chrono::milliseconds(200), std::chrono::milliseconds(30000)};
   // After this many failed attempts a pod is dropped from the queue (and logged); its next event
   // or the next relist brings it back.

@@ -8,14 +8,16 @@ RecordRefusals::RecordRefusals(core::MetricsRegistry& registry) {
   // Every reason is visible at 0 from the first scrape.
   for (const SkipReason reason :
        {SkipReason::kNoKey, SkipReason::kInvalidKey, SkipReason::kNoTemplate,
-        SkipReason::kBadTemplate, SkipReason::kKeyMismatch,
+        SkipReason::kBadTemplate, SkipReason::kKeyMismatch, SkipReason::kNotCacheEnabled,
+        SkipReason::kNoStamp, SkipReason::kBadStamp,
         // Least privilege (issue 13)
         SkipReason::kTemplateOffloaded, SkipReason::kTemplateNotOwned,
         // tenancy (issue 13)
         SkipReason::kNamespaceNotWriter}) {
     counters_[reason] = &registry.counter(
         "kcache_watcher_record_refusals_total",
-        "Completed pods not recorded because their execution key cannot be trusted, by reason.",
+        "Completed pods not recorded because their execution key cannot be trusted or kcache's "
+        "webhook did not tag them for recording, by reason.",
         {{"reason", std::string(*refusalLabel(reason))}});
   }
 }

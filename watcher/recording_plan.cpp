@@ -37,6 +37,22 @@ bool parseDigits(std::string_view text, size_t pos, size_t count, int& out) {
   return ec == std::errc() && ptr == first + count;
 }
 
+// Whether the pod's admission stamp verifies for it as it is now: bound to its name, or, for a
+// pod created with generateName, to that prefix of its name (core/admission_stamp.h).
+bool admissionStampVerifies(const core::StampKeyRing& keys, const nlohmann::json* metadata,
+                            const std::string& stamp, const PodIdentity& pod, std::string_view key,
+                            int64_t recordedStaleness) {
+  core::StampSubject subject{pod.namespaceName, pod.name, false, key, recordedStaleness};
+  if (keys.verifies(stamp, subject)) return true;
+  const auto generateName = stringMember(metadata, "generateName");
+  if (!generateName || generateName->empty() || !pod.name.starts_with(*generateName)) {
+    return false;
+  }
+  subject.podName = *generateName;
+  subject.nameIsPrefix = true;
+  return keys.verifies(stamp, subject);
+}
+
 }  // namespace
 
 std::string_view toString(SkipReason reason) {
@@ -66,6 +82,13 @@ std::string_view toString(SkipReason reason) {
     case SkipReason::kNamespaceNotWriter:
       return "the pod's namespace is not in --cluster-scope-writers, so it may not write the "
              "shared cache";
+    case SkipReason::kNotCacheEnabled:
+      return "the pod is not labelled cache_enabled=true, so kcache's webhook never tagged it";
+    case SkipReason::kNoStamp:
+      return "no admission stamp: kcache's webhook did not tag this pod for recording";
+    case SkipReason::kBadStamp:
+      return "the admission stamp does not match the pod's namespace, name, execution key and "
+             "staleness (changed after admission, copied from another pod, or another secret)";
   }
   return "unknown";
 }
@@ -89,6 +112,12 @@ std::optional<std::string_view> refusalLabel(SkipReason reason) {
     // tenancy (issue 13)
     case SkipReason::kNamespaceNotWriter:
       return "namespace_not_writer";
+    case SkipReason::kNotCacheEnabled:
+      return "not_cache_enabled";
+    case SkipReason::kNoStamp:
+      return "stamp_missing";
+    case SkipReason::kBadStamp:
+      return "stamp_invalid";
     default:
       return std::nullopt;
   }
@@ -156,6 +185,21 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
     if (!recomputed) return core::Unexpected(SkipReason::kBadTemplate);
     if (recomputed->hex() != *key) return core::Unexpected(SkipReason::kKeyMismatch);
   }
+  const auto stalenessAnnotation =
+      stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
+  const int64_t recordedStaleness = rules.staleness.forRecording(
+      stalenessAnnotation ? std::optional<std::string_view>(*stalenessAnnotation) : std::nullopt);
+  if (rules.admissionStamps) {
+    if (stringMember(labels, contract::kCacheEnabledLabel) != contract::kTrue) {
+      return core::Unexpected(SkipReason::kNotCacheEnabled);
+    }
+    const auto stamp = stringMember(annotations, contract::kAdmissionStampAnnotation);
+    if (!stamp) return core::Unexpected(SkipReason::kNoStamp);
+    if (!admissionStampVerifies(*rules.admissionStamps, metadata, *stamp, identity, *key,
+                                recordedStaleness)) {
+      return core::Unexpected(SkipReason::kBadStamp);
+    }
+  }
 
   RecordingPlan plan;
   plan.pod = std::move(identity);
@@ -168,9 +212,7 @@ core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json&
   entry.executionTemplate = found->argoTemplate;
   plan.templateOffloaded = found->offloaded;
   if (plan.templateOffloaded) plan.workflowUid = core::workflowOwnerUid(pod).value_or("");
-  const auto annotation = stringMember(annotations, contract::kMaxCacheStalenessAnnotation);
-  entry.maxCacheStaleness = rules.staleness.forRecording(
-      annotation ? std::optional<std::string_view>(*annotation) : std::nullopt);
+  entry.maxCacheStaleness = recordedStaleness;
   entry.runDurationSeconds = runDurationSeconds(pod);
   entry.recordedAtInSec = nowInSec;
   return plan;

@@ -4,12 +4,14 @@
 // pod is ready). The outputs come from the pod's annotation (old Argo) or from its task result
 // (join.h); either way they end up in the same ExecutionOutput shape.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
+#include "core/admission_stamp.h"
 #include "core/expected.h"
 #include "core/name_list.h"
 #include "core/staleness.h"
@@ -56,6 +58,12 @@ struct RecordingRules {
   // the writer); cache-server always sets it in cluster scope. Ignored in namespace scope, where
   // an entry is only ever reused by the namespace that wrote it.
   std::optional<core::NameList> clusterScopeWriters;
+  // --- Admission stamps (issue 13: record only what kcache admitted) ---
+  // The secrets the webhook stamps pods with: a pod is recorded only when it carries
+  // cache_enabled "true" and a stamp that verifies for its namespace, name, key and the
+  // staleness it is recorded with. Null only for `cachectl record`, an operator's deliberate act
+  // with database rights, where no stamp is asked for.
+  std::shared_ptr<const core::StampKeyRing> admissionStamps;
 };
 
 enum class SkipReason {
@@ -78,6 +86,12 @@ enum class SkipReason {
   // Cluster scope: the pod's namespace is not in --cluster-scope-writers, so its step may not
   // enter the cache every namespace reads.
   kNamespaceNotWriter,
+  // Refusals: kcache's webhook did not tag this pod for recording as it is now (RecordingRules::
+  // admissionStamps): created without cache_enabled, admitted while the webhook was down, or its
+  // name, key or staleness changed after admission.
+  kNotCacheEnabled,  // the cache_enabled label is not "true"
+  kNoStamp,          // no admission stamp annotation
+  kBadStamp,         // the stamp does not verify for the pod as it is
 };
 // The label of kcache_watcher_record_refusals_total{reason}, for the refusals above; nullopt for
 // the other reasons (ordinary skips).

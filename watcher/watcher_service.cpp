@@ -18,6 +18,11 @@ WatcherService::WatcherService(std::shared_ptr<kube::KubeApi> api, WatcherConfig
       store_(store),
       garbageCollect_(std::move(garbageCollect)),
       metrics_(metrics) {
+  if (config_.recorder.admissionStamps == nullptr) {
+    // Without the secret every pod with a cache_id label would be taken at its word.
+    throw std::invalid_argument(
+        "the watcher needs the admission stamp secret to tell the pods kcache admitted");
+  }
   if (config_.leaderElection) {
     elector_ = std::make_unique<LeaderElector>(*api_, config_.election, metrics_);
   }
@@ -72,6 +77,7 @@ void WatcherService::lead(std::stop_token stop) {
   RecordingRules rules(config_.recorder.staleness, config_.recorder.scope);
   rules.readOffloadedTemplates = config_.recorder.readOffloadedTemplates;
   rules.clusterScopeWriters = config_.recorder.clusterScopeWriters;
+  rules.admissionStamps = config_.recorder.admissionStamps;
   StepJoiner joiner(recorder, config_.join, std::move(rules), metrics_.join);
   joiner.start();
   Informer informer(*api_, config_.informer, joiner.pods(), metrics_.pods);

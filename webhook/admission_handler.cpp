@@ -184,6 +184,8 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   decision.key = plan.key;
   decision.outputsDelivery = plan.outputsDelivery;
   decision.tagForRecording = plan.mayRecord;
+  // Used by the miss patch only (a hit too large for its annotations included).
+  decision.admissionStamp = admissionStampOf(pending.request, plan.key, config_);
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* found = std::get_if<Hit>(&outcome)) {

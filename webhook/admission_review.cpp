@@ -142,9 +142,10 @@ json metadataView(dom::element metadata) {
   return selectMembers(metadata,
                        [](std::string_view key, dom::element value) -> std::optional<json> {
                          // ownerReferences: the Workflow a replayed task result belongs to (its
-                         // uid).
-                         if (key == "name" || key == "namespace" || key == "labels" ||
-                             key == "annotations" || key == "ownerReferences") {
+                         // uid); generateName: what the admission stamp binds when there is no
+                         // name yet.
+                         if (key == "name" || key == "generateName" || key == "namespace" ||
+                             key == "labels" || key == "annotations" || key == "ownerReferences") {
                            return copyOf(value);
                          }
                          return std::nullopt;

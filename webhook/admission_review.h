@@ -28,9 +28,9 @@ struct AdmissionRequest {
   // of /mutate: authenticate kube-apiserver (--client-ca-file) before relying on it.
   std::string userName;
   // The parts of request.object that the decision and the patch read (null when absent):
-  // metadata name, namespace, labels, annotations and ownerReferences; spec containers and
-  // initContainers (name, command, securityContext, resources, and the ARGO_TEMPLATE entries of
-  // env with name and value); spec securityContext and os; whether spec.affinity and
+  // metadata name, generateName, namespace, labels, annotations and ownerReferences; spec
+  // containers and initContainers (name, command, securityContext, resources, and the ARGO_TEMPLATE
+  // entries of env with name and value); spec securityContext and os; whether spec.affinity and
   // spec.nodeSelector exist. A member of an unexpected type keeps its type, so the decision sees
   // the same pod as in the full object.
   nlohmann::json object;

@@ -276,6 +276,32 @@ Plan planLookup(const AdmissionRequest& request, const AdmissionConfig& config) 
   return plan;
 }
 
+std::string admissionStampOf(const AdmissionRequest& request, std::string_view key,
+                             const AdmissionConfig& config) {
+  const auto keys = config.admissionStamps ? config.admissionStamps->get() : nullptr;
+  if (keys == nullptr) return "";
+  const json& metadata = memberOrNull(request.object, "metadata");
+  const std::string_view name = !request.name.empty()
+                                    ? std::string_view(request.name)
+                                    : stringMember(metadata, "name").value_or(std::string_view());
+  const std::string_view generateName =
+      stringMember(metadata, "generateName").value_or(std::string_view());
+  const std::string_view namespaceName =
+      !request.namespaceName.empty()
+          ? std::string_view(request.namespaceName)
+          : stringMember(metadata, "namespace").value_or(std::string_view());
+  if (namespaceName.empty() || (name.empty() && generateName.empty())) return "";
+  const auto staleness =
+      stringMember(memberOrNull(metadata, "annotations"), contract::kMaxCacheStalenessAnnotation);
+  core::StampSubject subject;
+  subject.namespaceName = namespaceName;
+  subject.nameIsPrefix = name.empty();
+  subject.podName = name.empty() ? generateName : name;
+  subject.executionKey = key;
+  subject.recordedStaleness = config.staleness.forRecording(staleness);
+  return keys->sign(subject);
+}
+
 bool mayReuseLegacyRow(const AdmissionConfig& config, const LookupPlan& plan) {
   return wantsLegacyKey(config) && !plan.legacyKey.empty();
 }

@@ -3,6 +3,7 @@
 // looked up, and what a lookup result means. No I/O: the caller performs the store lookup between
 // planLookup and decide.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/admission_stamp.h"
 #include "core/execution_output.h"
 #include "core/name_list.h"
 #include "core/pod_contract.h"
@@ -68,6 +70,12 @@ struct AdmissionConfig {
   // recording, since the watcher would refuse to record it. nullopt: not restricted.
   std::optional<core::NameList> clusterScopeWriters;
   // --- end tenancy ---
+
+  // --- Admission stamps (issue 13: record only what kcache admitted) ---
+  // Signs the pods tagged for recording (the miss patch), so that the watcher records only
+  // those. Null, or empty until the secret is known (it may live in the database): pods are
+  // tagged without a stamp, and no watcher records them.
+  std::shared_ptr<const core::SharedStampKeys> admissionStamps;
 };
 
 // The delivery for a pod of `layout` under `config` (pure).
@@ -171,7 +179,15 @@ struct AdmissionDecision {
   OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;  // how a Hit is delivered
   // A Miss is tagged for recording (key annotation, empty cache_id label) only when true.
   bool tagForRecording = true;
+  // The admission stamp the miss patch sets (admissionStampOf); "" for none.
+  std::string admissionStamp;
 };
+
+// The admission stamp of the pod of `request` tagged for recording under `key`
+// (core/admission_stamp.h): bound to its name, or to its generateName prefix when it has no name
+// yet, and to the staleness the watcher will record it with. "" when no key ring is installed.
+std::string admissionStampOf(const AdmissionRequest& request, std::string_view key,
+                             const AdmissionConfig& config);
 
 std::string_view outcomeLabel(const AdmissionDecision& decision);  // hit, miss, skipped, error
 // The label of AdmissionDecision::outcome's alternative number `index`.

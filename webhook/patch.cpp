@@ -293,8 +293,11 @@ std::optional<JsonPatch> buildPatch(const json& pod, const AdmissionDecision& de
   // A miss (or a hit too large to admit): the key annotation and an empty cache_id label, as
   // Kubeflow's own webhook adds; nothing for a pod that may not be recorded.
   if (!decision.tagForRecording) return std::nullopt;
-  patch.addToMetadataMap(pod, "annotations",
-                         {{contract::kExecutionCacheKeyAnnotation, decision.key}});
+  StringMap annotations{{contract::kExecutionCacheKeyAnnotation, decision.key}};
+  if (!decision.admissionStamp.empty()) {
+    annotations.emplace_back(contract::kAdmissionStampAnnotation, decision.admissionStamp);
+  }
+  patch.addToMetadataMap(pod, "annotations", annotations);
   patch.addToMetadataMap(pod, "labels", {{contract::kCacheIdLabel, ""}});
   return std::move(patch).finish();
 }

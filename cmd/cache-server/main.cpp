@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "cmd/cache-server/options.h"
+#include "cmd/cache-server/stamp_keys.h"
 #include "cmd/common/go_style_flags.h"
 #include "cmd/common/secret_arguments.h"
 #include "core/logging.h"
@@ -95,11 +96,10 @@ std::function<void()> garbageCollector(const cache_server::Options& options,
 }
 
 // Starts the watcher when asked to and a cluster configuration exists; nullptr otherwise.
-std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Options& options,
-                                                      store::CacheScope scope,
-                                                      const core::StalenessPolicy& staleness,
-                                                      store::CacheStore& cacheStore,
-                                                      core::MetricsRegistry& metrics) {
+std::unique_ptr<watcher::WatcherService> startWatcher(
+    const cache_server::Options& options, store::CacheScope scope,
+    const core::StalenessPolicy& staleness, store::CacheStore& cacheStore,
+    core::MetricsRegistry& metrics, std::shared_ptr<const core::StampKeyRing> stamps) {
   if (!options.watch) {
     spdlog::info("watcher off (--watch=false): this replica serves the webhook only");
     return nullptr;
@@ -126,6 +126,7 @@ std::unique_ptr<watcher::WatcherService> startWatcher(const cache_server::Option
   if (scope == store::CacheScope::kCluster) {
     config.recorder.clusterScopeWriters = core::NameList::parse(options.clusterScopeWriters);
   }
+  config.recorder.admissionStamps = std::move(stamps);
   config.gcInterval = std::chrono::seconds(options.gcIntervalSeconds);
   config.watchTaskResults = options.watchTaskResults;
   config.join.taskResultWait = std::chrono::seconds(options.taskResultWaitSeconds);
@@ -249,6 +250,16 @@ int run(cache_server::Options& options, const sigset_t& signals, std::size_t hid
   loaded.config.taskResultsAvailable = argoApi != nullptr;
   loaded.config.readOffloadedTemplates = options.readOffloadedTemplates;
   webhook::TaskResultDelivery delivery(argoApi.get(), metrics);
+  // The admission stamp secret: from the files now, or from the database once it is open (until
+  // then every lookup fails and no pod is tagged for recording, so none needs a stamp).
+  auto stampKeys = std::make_shared<core::SharedStampKeys>();
+  if (auto fromFiles = cache_server::stampKeysFromFiles(options.stampSecretFile,
+                                                        options.previousStampSecretFile)) {
+    spdlog::info("admission stamps: secret from {}{}", options.stampSecretFile,
+                 fromFiles->rotating() ? " (the previous secret still verifies)" : "");
+    stampKeys->install(std::move(*fromFiles));
+  }
+  loaded.config.admissionStamps = stampKeys;
   // Hits found in the store are answered from memory for a moment (misses never are).
   store::RecentHitCache recentHits(lookup, {std::chrono::milliseconds(options.hitCacheTtlMs)});
   webhook::AdmissionHandler handler(std::move(loaded.config), recentHits, metrics, &delivery);
@@ -278,7 +289,14 @@ int run(cache_server::Options& options, const sigset_t& signals, std::size_t hid
   while (!cacheStore && !stopRequested) {
     try {
       cacheStore = std::make_unique<store::CacheStore>(storeOptions);
+      if (stampKeys->get() == nullptr) {
+        stampKeys->install(cache_server::stampKeysFromDatabase(*cacheStore));
+        spdlog::info(
+            "admission stamps: secret kept in the database (no --stamp-secret-file), shared by "
+            "every replica using it");
+      }
     } catch (const std::exception& error) {
+      cacheStore.reset();  // open, but without the secret the watcher cannot start
       spdlog::warn("cache store {} not available, retrying in {} ms: {}",
                    store::describeDsn(storeOptions.dsn), retryDelay.count(), error.what());
       stopRequested = waitForStopSignal(signals, retryDelay);
@@ -289,7 +307,8 @@ int run(cache_server::Options& options, const sigset_t& signals, std::size_t hid
   if (cacheStore) {
     lookup.attach(*cacheStore);
     spdlog::info("cache store {} ready, scope {}", cacheStore->target(), options.cacheScope);
-    watcherService = startWatcher(options, scope, staleness, *cacheStore, metrics);
+    watcherService =
+        startWatcher(options, scope, staleness, *cacheStore, metrics, stampKeys->get());
     waitForStopSignal(signals, std::nullopt);
   }
   spdlog::info("stopping on signal");

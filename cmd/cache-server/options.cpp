@@ -105,6 +105,20 @@ void addOptions(CLI::App& app, Options& options) {
                  "reloaded when the file changes. Not given: no client authentication")
       ->envname("KCACHE_CLIENT_CA_FILE")
       ->check(cmd::nonEmpty("a PEM CA bundle file"));
+  // --- Admission stamps (issue 13) ---
+  app.add_option("--stamp-secret-file", options.stampSecretFile,
+                 "File holding the secret (at least 32 bytes; trailing newlines ignored) that "
+                 "signs the admission stamp of every pod the webhook tags for recording; the "
+                 "watcher records only pods whose stamp verifies. Every replica needs the same "
+                 "one. Not given: a random secret kept in the database (table "
+                 "kcache_admission_secret), shared by every server using it")
+      ->envname("KCACHE_STAMP_SECRET_FILE")
+      ->check(cmd::nonEmpty("a secret file"));
+  app.add_option("--previous-stamp-secret-file", options.previousStampSecretFile,
+                 "During a rotation of --stamp-secret-file: the secret it replaces, which still "
+                 "verifies the stamps of pods admitted before (it signs nothing)")
+      ->envname("KCACHE_PREVIOUS_STAMP_SECRET_FILE")
+      ->check(cmd::nonEmpty("a secret file"));
   app.add_option("--watch", options.watch,
                  "Run the watcher (on the elected leader) that records completed steps; it starts "
                  "only when a cluster configuration is found (--kubeconfig, $KUBECONFIG, or "
@@ -231,6 +245,11 @@ void validate(const Options& options) {
   }
   if (options.listenPort == options.httpPort) {
     throw std::invalid_argument("--listen-port and --http-port must differ");
+  }
+  if (options.stampSecretFile.empty() && !options.previousStampSecretFile.empty()) {
+    throw std::invalid_argument(
+        "--previous-stamp-secret-file needs --stamp-secret-file: the previous secret only "
+        "verifies, the current one signs");
   }
   if (!webhook::parseArgoOutputsMode(options.argoOutputs)) {
     throw std::invalid_argument("--argo-outputs must be auto, annotation or taskresult, not \"" +

@@ -59,6 +59,11 @@ struct Options {
   // --- Least privilege, secrets, bounds (issue 13) ---
   bool readOffloadedTemplates = false;  // ConfigMap reads need RBAC; off by default
   std::size_t maxTaskResultBytes = std::size_t{64} << 20;  // the watcher's task results in memory
+  // --- Admission stamps (issue 13: record only what kcache admitted) ---
+  // The secret the webhook stamps the pods it tags with and the watcher verifies; "": one kept
+  // in the database (cmd/cache-server/stamp_keys.h).
+  std::string stampSecretFile;
+  std::string previousStampSecretFile;  // during a rotation: still verifies, never signs
   // Not a flag: KFP_SECURITY_LEGACY_CACHE_MODE, read by readEnvironmentOnlySettings.
   cmd::LegacyCacheMode legacyCacheMode = cmd::LegacyCacheMode::kEnforce;
 };

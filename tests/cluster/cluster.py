@@ -726,8 +726,10 @@ class Cluster:
     def _read_deployment(self, deployment: dict) -> None:
         """The chart's cache-server arguments and plain environment, less what is local here."""
         container = deployment["spec"]["template"]["spec"]["containers"][0]
+        # The admission stamp secret file is mounted from a Secret in a pod; here the replicas share
+        # the secret cache-server keeps in the database they share.
         local = ("--listen-port", "--http-port", "--tls-dir", "--tls-cert-filename", "--tls-key-filename",
-                 "--db-", "--log-format", "--log-level")
+                 "--db-", "--log-format", "--log-level", "--stamp-secret-file", "--previous-stamp-secret-file")
         self.chart_args = [a for a in container.get("args", []) if not a.startswith(local)]
         self.chart_env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 

@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "cmd/cache-server/options.h"
+#include "cmd/cache-server/stamp_keys.h"
 #include "cmd/common/go_style_flags.h"
 #include "webhook/config.h"
 
@@ -94,6 +98,61 @@ TEST(TenancyOptions, TrustedCreatorsDefaultToAnyAndComeFromTheEnvironment) {
   const auto options = parse({});
   ::unsetenv("KCACHE_TRUSTED_CREATORS");
   EXPECT_EQ(options.trustedCreators, "system:serviceaccount:kubeflow:argo");
+}
+
+// --- Admission stamps (issue 13) ---
+class StampSecretOptions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    directory_ = std::filesystem::temp_directory_path() /
+                 ("kcache-stamp-options-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(directory_);
+  }
+  void TearDown() override { std::filesystem::remove_all(directory_); }
+  std::string file(const std::string& name, const std::string& content) {
+    const auto path = directory_ / name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path.string();
+  }
+  std::filesystem::path directory_;
+};
+
+TEST_F(StampSecretOptions, NoFileMeansTheDatabaseKeepsTheSecret) {
+  const auto options = parse({});
+  EXPECT_EQ(options.stampSecretFile, "");
+  EXPECT_FALSE(stampKeysFromFiles(options.stampSecretFile, options.previousStampSecretFile));
+}
+
+TEST_F(StampSecretOptions, FlagsAndEnvironment) {
+  const std::string current = file("current", std::string(40, 'c') + "\n");
+  const std::string previous = file("previous", std::string(32, 'p'));
+  auto options = parse({"--stamp-secret-file", current, "--previous-stamp-secret-file", previous});
+  EXPECT_NO_THROW(validate(options));
+  const auto keys = stampKeysFromFiles(options.stampSecretFile, options.previousStampSecretFile);
+  ASSERT_TRUE(keys);
+  EXPECT_TRUE(keys->rotating());
+  // The trailing newline is not part of the secret: the same ring as the bare bytes.
+  const std::string key(64, 'a');
+  const core::StampSubject subject{"ns", "pod", false, key, -1};
+  EXPECT_EQ(keys->sign(subject),
+            core::StampKeyRing::fromSecrets(std::string(40, 'c')).value().sign(subject));
+  ::setenv("KCACHE_STAMP_SECRET_FILE", current.c_str(), 1);
+  options = parse({});
+  ::unsetenv("KCACHE_STAMP_SECRET_FILE");
+  EXPECT_EQ(options.stampSecretFile, current);
+}
+
+TEST_F(StampSecretOptions, RefusesWhatCannotWork) {
+  // A previous secret alone: nothing would sign.
+  EXPECT_THROW(validate(parse({"--previous-stamp-secret-file", file("p", std::string(32, 'p'))})),
+               std::invalid_argument);
+  // Too short, unreadable, or given empty.
+  EXPECT_THROW(stampKeysFromFiles(file("short", std::string(31, 's') + "\n"), ""),
+               std::invalid_argument);
+  EXPECT_THROW(stampKeysFromFiles((directory_ / "absent").string(), ""), std::invalid_argument);
+  EXPECT_THROW(stampKeysFromFiles(file("ok", std::string(32, 'o')), file("bad", "x")),
+               std::invalid_argument);
+  EXPECT_THROW(parse({"--stamp-secret-file="}), CLI::ValidationError);
 }
 
 TEST(ArgoOptions, DefaultsAreAutoAndOneSecond) {

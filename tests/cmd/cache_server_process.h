@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/fakekube/fake_kube_server.h"
+#include "tests/support/test_stamp_keys.h"
 #include "webhook/admission_review.h"
 
 extern char** environ;
@@ -108,6 +109,13 @@ inline void writeKubeconfig(const std::filesystem::path& file,
                       << webhook::base64Encode(fake.serverCa().certificate) << "\n"
                       << "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n"
                       << "users:\n- name: fake\n  user:\n    token: unused\n";
+}
+
+// The tests' admission stamp secret in `file`, for --stamp-secret-file: the pods
+// fakekube::makeTaggedPod stamps then verify, as if kcache's webhook had admitted them.
+inline std::string writeTestStampSecret(const std::filesystem::path& file) {
+  std::ofstream(file) << testing::testStampSecret() << "\n";
+  return file.string();
 }
 
 // The log a child process wrote.

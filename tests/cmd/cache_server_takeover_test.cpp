@@ -40,13 +40,15 @@ class CacheServerTakeoverTest : public ::testing::Test {
     const std::string database = dsn_.substr(dsn_.rfind("dbname=") + 7);
     cmd_testing::writeWebhookCertificate(directory_);
     cmd_testing::writeKubeconfig(directory_ / "kubeconfig", fake_);
-    arguments_ = {"--db-host",        "127.0.0.1",
-                  "--db-port",        std::to_string(postgres.port()),
-                  "--db-user",        "postgres",
-                  "--db-name",        database,
-                  "--tls-dir",        directory_.string(),
-                  "--listen-address", "127.0.0.1",
-                  "--kubeconfig",     (directory_ / "kubeconfig").string()};
+    arguments_ = {
+        "--db-host",           "127.0.0.1",
+        "--db-port",           std::to_string(postgres.port()),
+        "--db-user",           "postgres",
+        "--db-name",           database,
+        "--tls-dir",           directory_.string(),
+        "--listen-address",    "127.0.0.1",
+        "--kubeconfig",        (directory_ / "kubeconfig").string(),
+        "--stamp-secret-file", cmd_testing::writeTestStampSecret(directory_ / "stamp-secret")};
   }
   void TearDown() override { fs::remove_all(directory_); }
 

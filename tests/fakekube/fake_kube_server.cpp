@@ -21,6 +21,7 @@
 #include <boost/beast/http.hpp>
 
 #include "tests/fakekube/object_store.h"
+#include "tests/support/test_stamp_keys.h"
 
 namespace kcache::fakekube {
 namespace {
@@ -887,7 +888,16 @@ nlohmann::json makeTaggedPod(const std::string& namespaceName, const std::string
   main["env"] = json::array({json{{"name", "ARGO_TEMPLATE"}, {"value", argoTemplate}}});
   pod["spec"]["containers"] = json::array({wait, main});
   pod["status"]["phase"] = "Running";
+  stampAsAdmitted(pod);
   return pod;
+}
+
+void stampAsAdmitted(nlohmann::json& pod, int64_t recordedStaleness) {
+  json& metadata = pod["metadata"];
+  metadata["annotations"]["kcache.kubeflow.org/admission-stamp"] = testing::testStampOf(
+      metadata.value("namespace", ""), metadata.value("name", ""),
+      metadata["annotations"].value("pipelines.kubeflow.org/execution_cache_key", ""),
+      recordedStaleness);
 }
 
 void markSucceeded(nlohmann::json& pod, const std::string& outputs, const std::string& startedAt,

@@ -154,6 +154,12 @@ nlohmann::json makeTaggedPod(const std::string& namespaceName, const std::string
                              const std::string& step,
                              core::KeyBinding binding = core::KeyBinding::kNamespaceBound);
 
+// What kcache's webhook adds next to the key (makeTaggedPod does it): the admission stamp under
+// the tests' secret (tests/support/test_stamp_keys.h) for the pod's namespace, name and key, and
+// `recordedStaleness`, the staleness the watcher will record (-1: no limit; a pod without the
+// annotation under a MAXIMUM_CACHE_STALENESS records the maximum).
+void stampAsAdmitted(nlohmann::json& pod, int64_t recordedStaleness = -1);
+
 // The key makeTaggedPod annotates for `step` in `namespaceName`.
 std::string taggedPodKey(const std::string& namespaceName, const std::string& step,
                          core::KeyBinding binding = core::KeyBinding::kNamespaceBound);

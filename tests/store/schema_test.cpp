@@ -8,11 +8,15 @@
 #include <vector>
 
 #include "core/execution_key.h"
+#include "store/migrations.h"
 #include "store/sql.h"
 #include "tests/store/store_fixture.h"
 
 namespace kcache::store::testing {
 namespace {
+
+// Every migration, numbered from 1 without gaps.
+const int kMigrations = schemaMigrations().back().version;
 
 std::string kubeflowRow(const std::string& key, const std::string& output, int64_t maxStaleness,
                         int64_t startedAt) {
@@ -62,8 +66,8 @@ TEST_F(StoreTest, OpeningAnEmptyDatabaseCreatesTheKubeflowTableAndKcacheSchema) 
         "kcache_started_idx", "kcache_recency_idx", "idx_cache_namespace_key"}) {
     EXPECT_TRUE(indexes.count(name)) << name;
   }
-  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 5);
-  EXPECT_EQ(scalar("SELECT max(version) FROM kcache_schema_migrations"), 5);
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), kMigrations);
+  EXPECT_EQ(scalar("SELECT max(version) FROM kcache_schema_migrations"), kMigrations);
   EXPECT_EQ(store().migrate(), 0) << "a second migration must find nothing to do";
 }
 
@@ -135,11 +139,22 @@ TEST_F(StoreTest, ExistingNamespaceColumnFromNewerKubeflowKeepsItsOwners) {
   EXPECT_FALSE(s.lookup(CacheScope::kNamespace, "team-b", boundKey, -1, now));
 }
 
+TEST_F(StoreTest, TheAdmissionSecretIsWrittenOnceAndSharedByEveryStore) {
+  const auto migrated = migrateConcurrently(3);
+  const auto& stores = migrated.stores;
+  const std::string first(64, 'a');
+  EXPECT_EQ(stores[0]->sharedAdmissionSecret(first), first);
+  // Another replica, or a restart, with its own random candidate gets the stored one.
+  EXPECT_EQ(stores[1]->sharedAdmissionSecret(std::string(64, 'b')), first);
+  EXPECT_EQ(stores[2]->sharedAdmissionSecret(std::string(64, 'c')), first);
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_admission_secret"), 1);
+}
+
 TEST_F(StoreTest, StoresMigratingAtOnceApplyEachMigrationOnce) {
   const auto migrated = migrateConcurrently(4);
   const auto& stores = migrated.stores;
-  EXPECT_EQ(migrated.applied, 5);
-  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), 5);
+  EXPECT_EQ(migrated.applied, kMigrations);
+  EXPECT_EQ(scalar("SELECT count(*) FROM kcache_schema_migrations"), kMigrations);
   const int64_t id = stores[0]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10));
   EXPECT_EQ(stores[1]->record(CacheScope::kNamespace, makeEntry(keyOf('f'), "ns", 10)), id);
 }

@@ -2,6 +2,7 @@
 
 #include "core/execution_output.h"
 #include "tests/fakekube/fake_kube_server.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "watcher/join.h"
 
@@ -63,8 +64,11 @@ class JoinTest : public ::testing::Test {
     config_.maxDeletedTaskResults = 3;
   }
   OutputsJoin& join() {
-    if (!join_)
-      join_ = std::make_unique<OutputsJoin>(config_, core::StalenessPolicy(), metrics_.join);
+    if (!join_) {
+      RecordingRules rules;  // as in cache-server: only stamped pods are recorded
+      rules.admissionStamps = kcache::testing::testStampKeys();
+      join_ = std::make_unique<OutputsJoin>(config_, std::move(rules), metrics_.join);
+    }
     return *join_;
   }
   std::vector<RecordingPlan> pod(const json& object, seconds at = seconds(0)) {
@@ -84,6 +88,33 @@ class JoinTest : public ::testing::Test {
   std::unique_ptr<OutputsJoin> join_;
   const OutputsJoin::TimePoint t0_ = std::chrono::steady_clock::now();
 };
+
+TEST_F(JoinTest, PodsKcacheDidNotAdmitAreRefusedAndCountedOncePerPodByReason) {
+  auto refusals = [&](const std::string& reason) {
+    return registry_.counter("kcache_watcher_record_refusals_total", "", {{"reason", reason}})
+        .value();
+  };
+  auto unstamped = readyPod("unstamped", 1, "wf-1-100");
+  unstamped["metadata"]["annotations"].erase("kcache.kubeflow.org/admission-stamp");
+  auto forged = readyPod("forged", 1, "wf-1-101");
+  forged["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"] =
+      "v1:" + std::string(64, '0');
+  auto neverAdmitted = readyPod("never", 1, "wf-1-102");
+  neverAdmitted["metadata"]["labels"].erase("pipelines.kubeflow.org/cache_enabled");
+  for (const char* node : {"wf-1-100", "wf-1-101", "wf-1-102"}) {
+    EXPECT_TRUE(result(taskResult(node, "true")).empty());
+  }
+  for (int event = 0; event < 3; ++event) {
+    EXPECT_TRUE(pod(unstamped, seconds(event)).empty());
+    EXPECT_TRUE(pod(forged, seconds(event)).empty());
+    EXPECT_TRUE(pod(neverAdmitted, seconds(event)).empty());
+  }
+  EXPECT_EQ(refusals("stamp_missing"), 1);
+  EXPECT_EQ(refusals("stamp_invalid"), 1);
+  EXPECT_EQ(refusals("not_cache_enabled"), 1);
+  // A stamped pod of the same step is recorded.
+  EXPECT_EQ(pod(readyPod("admitted", 1, "wf-1-100"), seconds(5)).size(), 1u);
+}
 
 TEST_F(JoinTest, AForgedKeyIsRefusedCountedAndLoggedOncePerPod) {
   auto forged = readyPod("p", 1, "wf-1-100");

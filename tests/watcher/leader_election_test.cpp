@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "kube/kube_client.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "watcher/leader_elector.h"
 #include "watcher/watcher_service.h"
@@ -28,6 +29,7 @@ WatcherConfig electedConfig(const std::string& identity, bool releaseOnStop = tr
   WatcherConfig config;
   config.informer.namespaceName = "ns";
   config.informer.backoff = BackoffConfig{milliseconds(20), milliseconds(300)};
+  config.recorder.admissionStamps = kcache::testing::testStampKeys();
   config.recorder.retryBackoff = BackoffConfig{milliseconds(20), milliseconds(300)};
   config.gcInterval = milliseconds(0);
   config.leaderElection = true;

@@ -2,6 +2,7 @@
 
 #include "core/execution_output.h"
 #include "tests/fakekube/fake_kube_server.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "watcher/recording_plan.h"
 
@@ -218,6 +219,123 @@ TEST(RecordingPlanRefusals, AnOffloadedTemplateIsCheckedAgainstItsConfigMap) {
       SkipReason::kKeyMismatch);
   EXPECT_EQ(verifyOffloadedKey(*plan, "not json", store::CacheScope::kNamespace).error(),
             SkipReason::kBadTemplate);
+}
+
+// The rules of the watcher in cache-server: the admission stamp is required.
+RecordingRules stampedRules(core::StalenessPolicy staleness = {},
+                            store::CacheScope scope = store::CacheScope::kNamespace) {
+  RecordingRules rules(std::move(staleness), scope);
+  rules.admissionStamps = kcache::testing::testStampKeys();
+  return rules;
+}
+
+TEST(RecordingPlanAdmission, AStampedPodIsRecorded) {
+  const auto plan = planRecording(completedPod(), stampedRules(), 0);
+  ASSERT_TRUE(plan) << toString(plan.error());
+  EXPECT_EQ(plan->entry.podName, "step-1");
+}
+
+TEST(RecordingPlanAdmission, APodNeverAdmittedIsRefused) {
+  // Labelled cache_id "" by hand without cache_enabled: kcache's webhook never saw it.
+  auto pod = completedPod();
+  pod["metadata"]["labels"].erase("pipelines.kubeflow.org/cache_enabled");
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kNotCacheEnabled);
+  pod["metadata"]["labels"]["pipelines.kubeflow.org/cache_enabled"] = "false";
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kNotCacheEnabled);
+  EXPECT_EQ(refusalLabel(SkipReason::kNotCacheEnabled), "not_cache_enabled");
+}
+
+TEST(RecordingPlanAdmission, APodAdmittedWhileTheWebhookWasDownIsRefused) {
+  auto pod = completedPod();
+  pod["metadata"]["annotations"].erase("kcache.kubeflow.org/admission-stamp");
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kNoStamp);
+  EXPECT_EQ(refusalLabel(SkipReason::kNoStamp), "stamp_missing");
+  // cachectl record (no key ring) asks for no stamp.
+  EXPECT_TRUE(planRecording(pod, {}, 0));
+}
+
+TEST(RecordingPlanAdmission, AStampUnderAnotherSecretOrMalformedIsRefused) {
+  auto pod = completedPod();
+  const auto otherKeys = core::StampKeyRing::fromSecrets(std::string(32, 'z')).value();
+  const std::string key = pod["metadata"]["annotations"][kKeyAnnotation];
+  for (const std::string& forged : {otherKeys.sign({"team-a", "step-1", false, key, -1}),
+                                    std::string("v1:"), std::string("anything")}) {
+    pod["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"] = forged;
+    EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kBadStamp) << forged;
+  }
+  EXPECT_EQ(refusalLabel(SkipReason::kBadStamp), "stamp_invalid");
+}
+
+TEST(RecordingPlanAdmission, AStalenessPatchedAfterAdmissionIsRefused) {
+  // P1000Y on a pod admitted without the annotation would keep a forged entry forever.
+  auto pod = completedPod();
+  pod["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P1000Y";
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kBadStamp);
+  // Admitted with it, the stamp binds it.
+  fakekube::stampAsAdmitted(pod, core::StalenessPolicy().forRecording("P1000Y"));
+  EXPECT_TRUE(planRecording(pod, stampedRules(), 0));
+  // The watcher's maximum is part of what is bound: the webhook stamps with the same policy.
+  EXPECT_EQ(planRecording(pod, stampedRules(core::StalenessPolicy(std::nullopt, "P7D")), 0).error(),
+            SkipReason::kBadStamp);
+}
+
+TEST(RecordingPlanAdmission, AStampCopiedToAnotherPodIsRefused) {
+  // Another step's pod in the same namespace, stamped properly, lends its stamp: it binds that
+  // pod's name and key, not this one's.
+  auto lender = makeTaggedPod("team-a", "step-2", keyFor(8));
+  auto pod = completedPod();
+  pod["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"] =
+      lender["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"];
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kBadStamp);
+  // The same name and key in another namespace (namespace scope binds it, and so does the stamp).
+  auto elsewhere = makeTaggedPod("team-b", "step-1", keyFor(7));
+  markSucceeded(elsewhere, "{}");
+  elsewhere["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"] =
+      pod["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"];
+  EXPECT_EQ(planRecording(elsewhere, stampedRules(), 0).error(), SkipReason::kBadStamp);
+}
+
+TEST(RecordingPlanAdmission, AKeyPatchedAfterAdmissionIsRefusedEvenWhenItMatchesTheTemplate) {
+  // Cluster scope: the annotation is switched to the template-only key, which the template does
+  // give, but the stamp bound the namespace-bound one.
+  auto pod = completedPod();
+  pod["metadata"]["annotations"][kKeyAnnotation] =
+      fakekube::taggedPodKey("team-a", keyFor(7), core::KeyBinding::kTemplateOnly);
+  EXPECT_EQ(planRecording(pod, stampedRules({}, store::CacheScope::kCluster), 0).error(),
+            SkipReason::kBadStamp);
+}
+
+TEST(RecordingPlanAdmission, AGenerateNameStampBindsThePrefixOfTheName) {
+  auto pod = completedPod();
+  const std::string key = pod["metadata"]["annotations"][kKeyAnnotation];
+  const auto keys = kcache::testing::testStampKeys();
+  pod["metadata"]["name"] = "step-x7k2p";
+  pod["metadata"]["generateName"] = "step-";
+  pod["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"] =
+      keys->sign({"team-a", "step-", true, key, -1});
+  EXPECT_TRUE(planRecording(pod, stampedRules(), 0));
+  // A name outside the prefix, or a prefix stamp presented as a name stamp, is refused.
+  pod["metadata"]["name"] = "other-x7k2p";
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kBadStamp);
+  pod["metadata"]["name"] = "step-";
+  pod["metadata"].erase("generateName");
+  EXPECT_EQ(planRecording(pod, stampedRules(), 0).error(), SkipReason::kBadStamp);
+}
+
+TEST(RecordingPlanAdmission, RotationAcceptsThePreviousSecret) {
+  auto pod = completedPod();
+  const std::string key = pod["metadata"]["annotations"][kKeyAnnotation];
+  const std::string newSecret(40, 'n');
+  pod["metadata"]["annotations"]["kcache.kubeflow.org/admission-stamp"] =
+      kcache::testing::testStampKeys()->sign({"team-a", "step-1", false, key, -1});
+  RecordingRules rules;
+  rules.admissionStamps = std::make_shared<const core::StampKeyRing>(
+      core::StampKeyRing::fromSecrets(newSecret, kcache::testing::testStampSecret()).value());
+  EXPECT_TRUE(planRecording(pod, rules, 0)) << "signed before the rotation";
+  rules.admissionStamps = std::make_shared<const core::StampKeyRing>(
+      core::StampKeyRing::fromSecrets(newSecret).value());
+  EXPECT_EQ(planRecording(pod, rules, 0).error(), SkipReason::kBadStamp)
+      << "once the previous secret is dropped";
 }
 
 TEST(RecordingPlan, ArgosCompletedLabelIsNotNeeded) {

@@ -8,6 +8,7 @@
 #include "kube/kube_client.h"
 #include "store/cache_store.h"
 #include "tests/support/postgres_server.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "watcher/watcher_service.h"
 
@@ -42,6 +43,7 @@ class WatcherStoreTest : public ::testing::Test {
   std::unique_ptr<WatcherService> makeService() {
     WatcherConfig config;
     config.informer.backoff = BackoffConfig{milliseconds(20), milliseconds(300)};
+    config.recorder.admissionStamps = kcache::testing::testStampKeys();
     config.recorder.retryBackoff = BackoffConfig{milliseconds(20), milliseconds(300)};
     config.recorder.staleness = core::StalenessPolicy(std::nullopt, "P7D");
     config.leaderElection = false;
@@ -68,6 +70,7 @@ TEST_F(WatcherStoreTest, RecordedStepsAreFoundByLookupAndLabelledWithTheirIds) {
     auto pod = makeTaggedPod(numbered("team-", i % 2), numbered("step-", i), keyFor(i));
     pod["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P30D";
     pod["metadata"]["labels"]["pipelines.kubeflow.org/metadata_execution_id"] = numbered("", i);
+    fakekube::stampAsAdmitted(pod, 7 * 86400);  // P30D capped by MAXIMUM_CACHE_STALENESS
     markSucceeded(pod, R"({"exitCode":"0"})", "2026-01-01T00:00:00Z", "2026-01-01T00:00:42Z");
     server_.createPod(pod);
     if (i == kPods / 2) server_.dropWatchStreams();
@@ -124,6 +127,7 @@ TEST_F(WatcherStoreTest, EntriesFromTaskResultsAndAnnotationsHaveTheSameShape) {
   auto describe = [&](nlohmann::json& pod) {
     pod["metadata"]["labels"]["pipelines.kubeflow.org/metadata_execution_id"] = "9";
     pod["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P1D";
+    fakekube::stampAsAdmitted(pod, 86400);
   };
   // Argo 3.3 without task result RBAC: the executor fell back to the annotation.
   auto old = makeTaggedPod("old-argo", "step", keyFor(5));

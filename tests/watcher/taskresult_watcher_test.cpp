@@ -5,6 +5,7 @@
 
 #include "core/execution_output.h"
 #include "kube/kube_client.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "watcher/watcher_service.h"
 
@@ -62,6 +63,7 @@ class TaskResultWatcherTest : public ::testing::Test {
     WatcherConfig config;
     config.informer.namespaceName = "ns";
     config.informer.backoff = BackoffConfig{milliseconds(20), milliseconds(300)};
+    config.recorder.admissionStamps = kcache::testing::testStampKeys();
     config.recorder.retryBackoff = BackoffConfig{milliseconds(20), milliseconds(300)};
     config.join.taskResultWait = taskResultWait;
     config.leaderElection = false;

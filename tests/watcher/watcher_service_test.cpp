@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "kube/kube_client.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/watcher/watcher_test_support.h"
 #include "watcher/watcher_service.h"
 
@@ -28,6 +29,7 @@ WatcherConfig fastConfig(const std::string& ns) {
   config.informer.namespaceName = ns;
   config.informer.pageSize = 50;
   config.informer.backoff = BackoffConfig{milliseconds(20), milliseconds(300)};
+  config.recorder.admissionStamps = kcache::testing::testStampKeys();
   config.recorder.retryBackoff = BackoffConfig{milliseconds(20), milliseconds(300)};
   config.leaderElection = false;
   config.gcInterval = milliseconds(0);
@@ -67,6 +69,12 @@ class WatcherServiceTest : public ::testing::Test {
   InMemoryCacheRecorder store_;
   core::MetricsRegistry registry_;
 };
+
+TEST_F(WatcherServiceTest, RefusesToStartWithoutTheAdmissionStampSecret) {
+  WatcherConfig config = fastConfig("ns");
+  config.recorder.admissionStamps = nullptr;
+  EXPECT_THROW(makeService(config), std::invalid_argument);
+}
 
 TEST_F(WatcherServiceTest, RecordsACompletedPodAndLabelsItWithTheEntryId) {
   auto service = makeService(fastConfig("ns"));

@@ -8,6 +8,7 @@
 #include "core/execution_output.h"
 #include "core/pod_contract.h"
 #include "core/pod_template.h"
+#include "tests/support/test_stamp_keys.h"
 #include "tests/webhook/webhook_test_support.h"
 #include "webhook/admission_handler.h"
 #include "webhook/config.h"
@@ -94,13 +95,20 @@ class AdmissionLogicTest : public ::testing::Test {
     EXPECT_EQ(lookup.lookups(), 0) << fixture << " must not reach the store";
   }
 
-  void expectMissPatch(const json& review, const AppliedAnswer& applied) {
+  // A miss tags the pod with its key and the stamp that lets the watcher record it, bound to
+  // the pod's name and the staleness it will be recorded with (`recordedStaleness`).
+  void expectMissPatch(const json& review, const AppliedAnswer& applied,
+                       int64_t recordedStaleness = -1) {
     ASSERT_TRUE(applied.hasPatch);
     json expected = podOf(review);
     expected["metadata"]["annotations"][std::string(contract::kExecutionCacheKeyAnnotation)] =
         keyOf(review);
+    expected["metadata"]["annotations"][std::string(contract::kAdmissionStampAnnotation)] =
+        kcache::testing::testStampOf(review["request"]["namespace"],
+                                     podOf(review)["metadata"]["name"], keyOf(review),
+                                     recordedStaleness);
     expected["metadata"]["labels"][std::string(contract::kCacheIdLabel)] = "";
-    EXPECT_EQ(applied.patchedPod, expected) << "a miss only tags the pod";
+    EXPECT_EQ(applied.patchedPod, expected) << "a miss only tags and stamps the pod";
   }
 
   void expectHitPod(const json& review, const AppliedAnswer& applied, int64_t entryId) {
@@ -140,7 +148,11 @@ class AdmissionLogicTest : public ::testing::Test {
 
   MemoryLookup lookup;
   core::MetricsRegistry metrics;
-  AdmissionConfig config;
+  AdmissionConfig config = [] {
+    AdmissionConfig stamped;
+    stamped.admissionStamps = kcache::testing::sharedTestStampKeys();
+    return stamped;
+  }();
 };
 
 TEST_F(AdmissionLogicTest, SkipsKubeSystem) {
@@ -269,11 +281,52 @@ TEST_F(AdmissionLogicTest, MissTagsThePodV1) {
   const auto applied = admit(review);
   expectMissPatch(review, applied);
   // One op per key: the maps other webhooks wrote are not replaced.
-  ASSERT_EQ(applied.patch.size(), 2u);
+  ASSERT_EQ(applied.patch.size(), 3u);
   EXPECT_EQ(applied.patch[0]["path"],
             "/metadata/annotations/pipelines.kubeflow.org~1execution_cache_key");
-  EXPECT_EQ(applied.patch[1]["path"], "/metadata/labels/pipelines.kubeflow.org~1cache_id");
+  EXPECT_EQ(applied.patch[1]["path"], "/metadata/annotations/kcache.kubeflow.org~1admission-stamp");
+  EXPECT_EQ(applied.patch[2]["path"], "/metadata/labels/pipelines.kubeflow.org~1cache_id");
   EXPECT_EQ(counterValue("kcache_admission_requests_total", {{"outcome", "miss"}}), 1);
+}
+
+TEST_F(AdmissionLogicTest, StampBindsTheGenerateNamePrefixOfAPodWithoutAName) {
+  auto review = testing::fixtureJson("argo-3.5-v1.json");
+  json& metadata = review["request"]["object"]["metadata"];
+  const std::string name = metadata["name"];
+  metadata.erase("name");
+  metadata["generateName"] = "step-";
+  review["request"].erase("name");
+  const auto applied = admit(review);
+  ASSERT_TRUE(applied.hasPatch);
+  const std::string stamp =
+      applied
+          .patchedPod["metadata"]["annotations"][std::string(contract::kAdmissionStampAnnotation)];
+  const std::string key = keyOf(review);
+  const auto keys = kcache::testing::testStampKeys();
+  EXPECT_TRUE(keys->verifies(stamp, {"team-a", "step-", true, key, -1}));
+  EXPECT_FALSE(keys->verifies(stamp, {"team-a", "step-", false, key, -1}))
+      << "a prefix stamp is never taken for a name-bound one";
+  EXPECT_FALSE(keys->verifies(stamp, {"team-a", name, false, key, -1}));
+}
+
+TEST_F(AdmissionLogicTest, MissWithoutKeysIsTaggedWithoutAStamp) {
+  config.admissionStamps = std::make_shared<core::SharedStampKeys>();  // the secret is not known
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  const auto applied = admit(review);
+  ASSERT_TRUE(applied.hasPatch);
+  const json& annotations = applied.patchedPod["metadata"]["annotations"];
+  EXPECT_TRUE(annotations.contains(std::string(contract::kExecutionCacheKeyAnnotation)));
+  EXPECT_FALSE(annotations.contains(std::string(contract::kAdmissionStampAnnotation)));
+}
+
+TEST_F(AdmissionLogicTest, HitIsNotStamped) {
+  const auto review = testing::fixtureJson("argo-3.5-v1.json");
+  record(review, "team-a");
+  const auto applied = admit(review);
+  ASSERT_TRUE(applied.hasPatch);
+  EXPECT_FALSE(applied.patchedPod["metadata"]["annotations"].contains(
+      std::string(contract::kAdmissionStampAnnotation)))
+      << "a cache hit is never recorded, so it needs no stamp";
 }
 
 TEST_F(AdmissionLogicTest, MissTagsThePodV1beta1) {
@@ -640,7 +693,8 @@ TEST_P(StalenessTest, ResolvesLikeTheTable) {
   if (param.hit) {
     expectHitPod(review, applied, id);
   } else {
-    expectMissPatch(review, applied);
+    // The stamp binds the staleness the watcher will record: the annotation capped by the maximum.
+    expectMissPatch(review, applied, config.staleness.forRecording(asView(param.annotation)));
   }
 }
 

@@ -159,6 +159,11 @@ key, notBefore, notAfter, previousCa, reused} (PEM and decimal strings). Call it
 
 {{/* Database --------------------------------------------------------------------------------- */}}
 
+{{/* The Secret holding the admission stamp secret (templates/admission-stamp.yaml). */}}
+{{- define "kcache.admissionStampSecretName" -}}
+{{- .Values.admissionStamp.existingSecret | default (printf "%s-admission-stamp" (include "kcache.fullname" .)) }}
+{{- end }}
+
 {{- define "kcache.bundledDbName" -}}
 {{- printf "%s-postgresql" (include "kcache.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
