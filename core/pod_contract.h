@@ -1,5 +1,5 @@
 #pragma once
-// The names that Kubeflow Pipelines v1, Argo and kcache agree on (DESIGN.md section 3).
+// The names that Kubeflow Pipelines v1, Argo and kcache agree on (docs/pod-contract.md).
 // Every component reads them from here so that a spelling lives in exactly one place.
 #include <string_view>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Where a pod carries its Argo template (DESIGN.md section 3, ARGO-OUTPUTS.md 0.1): the first
+// Where a pod carries its Argo template (docs/pod-contract.md, docs/argo-lines.md "Pod layout per line"): the first
 // container's ARGO_TEMPLATE env var, as Kubeflow reads it; else the `main` container's; else the
 // init containers' (Argo >= 3.6 sets it only on `init`); else the `supervisor` container's (Argo
 // 4.1 init-less pods). Only `value` counts, never `valueFrom`.
@@ -23,7 +23,7 @@ struct FoundTemplate {
 // treated as absent, never as an error.
 std::optional<FoundTemplate> findArgoTemplate(const nlohmann::json& pod);
 
-// Which Argo line built a pod, as far as its shape tells (ARGO-OUTPUTS.md 4.2 step 3). Used to
+// Which Argo line built a pod, as far as its shape tells (docs/argo-lines.md, "Pod layout per line"). Used to
 // choose how outputs are delivered on a hit and for logs and metrics; never for the key.
 enum class ArgoLayout {
   kUnknown,               // no ARGO_TEMPLATE on main, init or supervisor

@@ -1,5 +1,5 @@
 #pragma once
-// Max-staleness rules (DESIGN.md section 5, KFP-SEMANTICS.md sections 2 and 3).
+// Max-staleness rules (docs/admission.md, "Staleness").
 // All durations are whole seconds; a negative value means "no limit".
 #include <cstdint>
 #include <optional>

@@ -1,5 +1,5 @@
 // The only file that includes cpprestsdk: its U() macro and its headers stay out of the rest of
-// kcache (DESIGN.md section 10).
+// kcache (docs/operations.md, "Platform traps (Debian 12)").
 #include "kube/kube_client.h"
 
 #include <algorithm>

@@ -137,7 +137,7 @@ def one(docs, kind, **kw):
     return found[0] if len(found) == 1 else None
 
 
-# The server's flags (DESIGN.md section 8): the documented kebab-case spellings used by the chart
+# The server's flags (docs/operations.md, "Flags"): the documented kebab-case spellings used by the chart
 # and the base, and Kubeflow's spellings used by Kubeflow's own Deployment.
 KEBAB_FLAGS = {"--db-driver", "--db-host", "--db-port", "--db-name", "--db-user", "--db-password",
                "--db-extra-params", "--namespace-to-watch", "--listen-port",
@@ -291,7 +291,7 @@ def check_service_routing(tag, docs, deployment, container, service_name, port, 
           f"{tag}: Service {service_name}:{port} reaches container port {port}")
 
 
-# What Argo >= 3.4 needs (ARGO-OUTPUTS.md 4.5), next to the pods rule, and nothing more: the
+# What Argo >= 3.4 needs (docs/argo-lines.md, "RBAC"), next to the pods rule, and nothing more: the
 # plain manifests and the Kubeflow overlay, which deliver hits as task results and read no
 # offloaded template.
 ARGO_OUTPUTS_RULES = [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "get", "list", "watch"]},

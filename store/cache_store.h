@@ -1,5 +1,5 @@
 #pragma once
-// The execution cache (DESIGN.md section 6): interfaces the webhook and the watcher code against,
+// The execution cache (docs/store.md): interfaces the webhook and the watcher code against,
 // and CacheStore, their PostgreSQL implementation over the Kubeflow Pipelines table.
 #include <chrono>
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// Joins Argo's task results to the pods they belong to (ARGO-OUTPUTS.md section 5), without I/O:
+// Joins Argo's task results to the pods they belong to (docs/watcher.md, "The join with task results"), without I/O:
 // callers feed it what the two informers see and the time, and get back the steps to record.
 // Join key: (namespace, node id); the task result's name is the node id, and the pod carries it
 // in annotation workflows.argoproj.io/node-id. Pod names are never derived.

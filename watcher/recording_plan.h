@@ -1,6 +1,6 @@
 #pragma once
-// What the watcher records for a pod, decided without I/O (KFP-SEMANTICS.md section 5, with
-// kcache's additions: namespace, pod name, run duration; ARGO-OUTPUTS.md section 5 for when a
+// What the watcher records for a pod, decided without I/O (docs/watcher.md, "When a pod is recordable", with
+// kcache's additions: namespace, pod name, run duration; docs/watcher.md, "When a pod is recordable" for when a
 // pod is ready). The outputs come from the pod's annotation (old Argo) or from its task result
 // (join.h); either way they end up in the same ExecutionOutput shape.
 #include <cstdint>
@@ -114,7 +114,7 @@ std::optional<std::string> cacheIdLabel(const nlohmann::json& pod);
 // replay, carries a key, not labelled yet), and everything of its entry except the outputs
 // (entry.executionOutput stays empty until setOutputs). `nowInSec` is the recording time. The
 // `workflows.argoproj.io/completed` label plays no part: podGC may delete a pod before Argo
-// sets it (ARGO-OUTPUTS.md 2.6).
+// sets it (docs/argo-lines.md, "The `completed` label").
 core::Expected<RecordingPlan, SkipReason> planPodRecording(const nlohmann::json& pod,
                                                            const RecordingRules& rules,
                                                            int64_t nowInSec);

@@ -1,5 +1,5 @@
 #pragma once
-// The admission decision (DESIGN.md section 5) as pure functions: which pods are skipped, what is
+// The admission decision (docs/admission.md) as pure functions: which pods are skipped, what is
 // looked up, and what a lookup result means. No I/O: the caller performs the store lookup between
 // planLookup and decide.
 #include <cstdint>

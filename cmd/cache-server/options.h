@@ -1,5 +1,5 @@
 #pragma once
-// cache-server's flags (DESIGN.md section 8). Kubeflow Pipelines' spellings (--db_host, ...) are
+// cache-server's flags (docs/operations.md, "Flags"). Kubeflow Pipelines' spellings (--db_host, ...) are
 // accepted as they are, also with Go's single dash (-db_host=...), so the arguments of Kubeflow's
 // own cache-server Deployment start kcache unchanged; the kebab-case spellings are documented.
 // Every flag can also come from the environment variable named in --help (an empty variable is

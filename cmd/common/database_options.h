@@ -1,5 +1,5 @@
 #pragma once
-// The database flags of cache-server and cachectl (DESIGN.md section 8). Kubeflow Pipelines'
+// The database flags of cache-server and cachectl (docs/operations.md, "Flags"). Kubeflow Pipelines'
 // spellings (--db_host) are accepted as they are; the kebab-case ones (--db-host) are documented.
 // Each can also come from the environment variable Kubeflow's manifests set (DBCONFIG_*). An empty
 // host, name, user, password or extra parameters is the empty string (libpq's defaults; no

@@ -133,7 +133,7 @@ TEST(DetectArgoLayout, ToleratesAnyShape) {
   }
 }
 
-// The pod fixtures of ARGO-OUTPUTS.md table 0.1, one per Argo line.
+// The pod fixtures of docs/argo-lines.md, "Pod layout per line", one per Argo line.
 struct LayoutCase {
   const char* fixture;
   const char* templateContainer;

@@ -37,7 +37,7 @@ TEST(Staleness, MalformedStringsAreInvalid) {
   EXPECT_EQ(parseStalenessSeconds(std::string(400, '9').insert(0, "P") + "D"), kMaxDurationSeconds);
 }
 
-// KFP-SEMANTICS.md section 3, the scenario table, as pod staleness + entry freshness.
+// docs/admission.md, "Staleness", as pod staleness + entry freshness.
 struct Scenario {
   std::optional<std::string_view> annotation, defaultValue, maximum;
   int64_t entryStaleness;

@@ -25,7 +25,7 @@ constexpr const char* kWorkflowLabel = "workflows.argoproj.io/workflow";
 constexpr const char* kCompletedLabel = "workflows.argoproj.io/report-outputs-completed";
 constexpr const char* kReplayLabel = "kcache.kubeflow.org/replayed-from";
 
-// A WorkflowTaskResult as Argo's executor writes it (ARGO-OUTPUTS.md section 2.2).
+// A WorkflowTaskResult as Argo's executor writes it (docs/argo-lines.md, "The WorkflowTaskResult").
 json taskResult(const std::string& ns, const std::string& nodeId, const std::string& workflow) {
   json result;
   result["apiVersion"] = "argoproj.io/v1alpha1";

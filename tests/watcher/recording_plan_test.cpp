@@ -339,7 +339,7 @@ TEST(RecordingPlanAdmission, RotationAcceptsThePreviousSecret) {
 }
 
 TEST(RecordingPlan, ArgosCompletedLabelIsNotNeeded) {
-  // podGC may delete a pod before Argo labels it completed=true (ARGO-OUTPUTS.md 2.6).
+  // podGC may delete a pod before Argo labels it completed=true (docs/argo-lines.md, "The `completed` label").
   auto pod = completedPod();
   pod["metadata"]["labels"].erase("workflows.argoproj.io/completed");
   ASSERT_TRUE(planRecording(pod, {}, 0));

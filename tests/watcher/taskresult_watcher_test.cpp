@@ -1,6 +1,6 @@
 // The watcher on modern Argo, against the fake API server over TLS: pods and their
 // WorkflowTaskResults arrive on two streams in any order, and each step is recorded once, from
-// the right source (ARGO-OUTPUTS.md section 5).
+// the right source (docs/watcher.md, "The join with task results").
 #include <gtest/gtest.h>
 
 #include "core/execution_output.h"

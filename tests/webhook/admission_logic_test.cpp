@@ -659,8 +659,8 @@ TEST_F(AdmissionLogicTest, EntryWithoutRecordedOutputsRunsTheStepAgain) {
   EXPECT_TRUE(lookup.notedHits().empty());
 }
 
-// Staleness combinations of KFP-SEMANTICS.md section 3 (annotation A, default D, maximum M,
-// recorded staleness, entry age) as kcache resolves them (DESIGN.md section 5).
+// Staleness combinations of docs/admission.md, "Staleness" (annotation A, default D, maximum M,
+// recorded staleness, entry age) as kcache resolves them (docs/admission.md, "Staleness").
 struct StalenessCase {
   const char* name;
   std::optional<std::string> annotation, defaultStaleness, maximumStaleness;

@@ -1,4 +1,4 @@
-// Argo outputs delivery as pure logic (ARGO-OUTPUTS.md 4.2): the task result kcache creates for a
+// Argo outputs delivery as pure logic (docs/argo-lines.md, "The hit, step by step"): the task result kcache creates for a
 // hit, built from each Argo line's pod fixture; the --argo-outputs choice per layout; offloaded
 // templates in the plan; the annotations a hit sets in each delivery.
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 #pragma once
-// The Argo pod fixtures of ARGO-OUTPUTS.md table 0.1 (tests/data/pods/argo-*.json) for the
+// The Argo pod fixtures of docs/argo-lines.md, "Pod layout per line" (tests/data/pods/argo-*.json) for the
 // webhook's Argo tests.
 #include <fstream>
 #include <stdexcept>
