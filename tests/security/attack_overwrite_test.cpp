@@ -2,8 +2,9 @@
 // that started later replaced the entry of its key at once, so one forged (or merely repeated)
 // record of a step replaced the good result every namespace member reuses, and a forged P1000Y
 // staleness kept the poisoned result for good. Here the forged record goes through the real
-// watcher: a pod of the same step and namespace (same template, so the watcher's key check
-// passes) whose executor reports other outputs. It must change nothing; the legitimate path
+// webhook and watcher: a namespace member runs the same step in a workflow of its own (same
+// template and namespace, so it is admitted, tagged and stamped like any miss) and its executor
+// reports other outputs. It must change nothing; the legitimate path
 // (first record, stale entries refreshed, exactly one entry under concurrency) keeps working.
 #include <thread>
 
@@ -12,34 +13,28 @@
 namespace kcache::security_testing {
 namespace {
 
-// A second pod of the step, created by a namespace member straight through the API server (so no
-// admission review), tagged the way the webhook tags a miss and carrying the step's real key.
-json forgedRecordPod(const json& legitimatePod, const std::string& key, int run) {
-  json pod = legitimatePod;
-  const std::string workflow = "forged-run" + std::to_string(run);
-  pod["metadata"]["name"] = workflow + "-train-1";
-  pod["metadata"]["labels"][kWorkflowLabel] = workflow;
-  pod["metadata"]["labels"][kCacheIdLabel] = "";
-  pod["metadata"]["annotations"][kNodeIdAnnotation] = workflow + "-1";
-  pod["metadata"]["annotations"][kKeyAnnotation] = key;
-  return pod;
-}
+constexpr const char* kStalenessAnnotation = "pipelines.kubeflow.org/max_cache_staleness";
 
 class OverwriteAttackTest : public AttackTest {};
 
 TEST_F(OverwriteAttackTest, AForgedRecordOfAFreshStepChangesNothing) {
   startServer("argo-3.6", {});
+  // The attacker's run is admitted while no entry exists yet, asking for P1000Y.
+  json attacker = podOfRun(2);
+  attacker["metadata"]["annotations"][kStalenessAnnotation] = "P1000Y";
+  const auto attackerMiss = admit(attacker);
+  ASSERT_TRUE(attackerMiss.hasPatch) << log();
+  ASSERT_FALSE(isEchoPod(attackerMiss.patchedPod));
+  const json forged = attackerMiss.patchedPod;
   const std::string entryId = runLegitimately(1, stepOutputs("0.93"));
   ASSERT_FALSE(entryId.empty());
   const auto before = entries();
   ASSERT_EQ(before.size(), 1u);
 
-  // The attack: a record of the same step with poisoned outputs, a moment later (entries are
-  // recorded in whole seconds: a record of the same second never counted as newer).
+  // The attack: the attacker's pod completes with poisoned outputs, a moment after the good
+  // record (entries are recorded in whole seconds: a record of the same second never counted as
+  // newer).
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  const json legitimate = podOfRun(1);
-  json forged = forgedRecordPod(legitimate, before[0].key, 2);
-  forged["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P1000Y";
   fake_.createPod(forged);
   runStep(forged, stepOutputs("poisoned"));
   ASSERT_TRUE(waitForCacheId(forged)) << log();
@@ -66,10 +61,11 @@ TEST_F(OverwriteAttackTest, APoisonedEntryDoesNotOutliveTheMaximumStaleness) {
   // The poisoned record comes first (no good entry yet) and asks for P1000Y; the operator's
   // MAXIMUM_CACHE_STALENESS bounds both how long it is served and how long it holds its key.
   startServer("argo-3.6", {}, {{"MAXIMUM_CACHE_STALENESS", "PT5S"}});
-  const json template1 = podOfRun(1);
-  const std::string key = admit(template1).patchedPod["metadata"]["annotations"][kKeyAnnotation];
-  json forged = forgedRecordPod(template1, key, 1);
-  forged["metadata"]["annotations"]["pipelines.kubeflow.org/max_cache_staleness"] = "P1000Y";
+  json attacker = podOfRun(1);
+  attacker["metadata"]["annotations"][kStalenessAnnotation] = "P1000Y";
+  const auto attackerMiss = admit(attacker);
+  ASSERT_TRUE(attackerMiss.hasPatch) << log();
+  const json forged = attackerMiss.patchedPod;
   fake_.createPod(forged);
   runStep(forged, stepOutputs("poisoned"));
   ASSERT_TRUE(waitForCacheId(forged)) << log();

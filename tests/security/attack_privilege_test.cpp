@@ -75,8 +75,13 @@ TEST(AttackLeastPrivilegeTest, OffloadedTemplatesAreNeitherReadNorRecordedByDefa
 }
 
 TEST(AttackLeastPrivilegeTest, WhenReadingIsOnOnlyTheWorkflowsOwnConfigMapIsUsed) {
+  // The tests' stamp secret, so that the watcher's side can be shown on a pod kcache admitted
+  // whose ConfigMap was swapped for a planted one afterwards.
+  const auto secretFile = std::filesystem::temp_directory_path() /
+                          ("kcache-attack-stamp-" + std::to_string(::getpid()));
   AttackedServer server("offloaded_planted",
-                        {"--read-offloaded-templates=true", "--watch-task-results=false"});
+                        {"--read-offloaded-templates=true", "--watch-task-results=false",
+                         "--stamp-secret-file=" + cmd_testing::writeTestStampSecret(secretFile)});
   ASSERT_TRUE(server.waitUntilReady());
   json pod = podFixture("argo-3.6-offloaded");
   server.kube().createObject("configmaps", plantedConfigMap(pod));
@@ -90,6 +95,7 @@ TEST(AttackLeastPrivilegeTest, WhenReadingIsOnOnlyTheWorkflowsOwnConfigMapIsUsed
   pod["metadata"]["labels"]["pipelines.kubeflow.org/cache_id"] = "";
   pod["metadata"]["annotations"]["pipelines.kubeflow.org/execution_cache_key"] =
       std::string(64, 'a');
+  fakekube::stampAsAdmitted(pod);  // as if admitted: only the ConfigMap's owner can stop it now
   server.kube().createPod(pod);
   completeStep(server.kube(), pod);
   ASSERT_TRUE(kube::testing::waitFor(
@@ -100,6 +106,7 @@ TEST(AttackLeastPrivilegeTest, WhenReadingIsOnOnlyTheWorkflowsOwnConfigMapIsUsed
       seconds(30)))
       << server.log();
   EXPECT_EQ(server.metric("kcache_watcher_entries_recorded_total"), 0);
+  std::filesystem::remove(secretFile);
 }
 
 TEST(AttackSecretsTest, APasswordOnTheCommandLineIsOverwrittenAndNeverLogged) {
