@@ -1,8 +1,8 @@
 #pragma once
-// Where a pod carries its Argo template (docs/pod-contract.md, docs/argo-lines.md "Pod layout per line"): the first
-// container's ARGO_TEMPLATE env var, as Kubeflow reads it; else the `main` container's; else the
-// init containers' (Argo >= 3.6 sets it only on `init`); else the `supervisor` container's (Argo
-// 4.1 init-less pods). Only `value` counts, never `valueFrom`.
+// Where a pod carries its Argo template (docs/pod-contract.md, docs/argo-lines.md "Pod layout per
+// line"): the first container's ARGO_TEMPLATE env var, as Kubeflow reads it; else the `main`
+// container's; else the init containers' (Argo >= 3.6 sets it only on `init`); else the
+// `supervisor` container's (Argo 4.1 init-less pods). Only `value` counts, never `valueFrom`.
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,8 +23,9 @@ struct FoundTemplate {
 // treated as absent, never as an error.
 std::optional<FoundTemplate> findArgoTemplate(const nlohmann::json& pod);
 
-// Which Argo line built a pod, as far as its shape tells (docs/argo-lines.md, "Pod layout per line"). Used to
-// choose how outputs are delivered on a hit and for logs and metrics; never for the key.
+// Which Argo line built a pod, as far as its shape tells (docs/argo-lines.md, "Pod layout per
+// line"). Used to choose how outputs are delivered on a hit and for logs and metrics; never for the
+// key.
 enum class ArgoLayout {
   kUnknown,               // no ARGO_TEMPLATE on main, init or supervisor
   kTemplateOnMain,        // Argo <= 3.5: ARGO_TEMPLATE on every container, `main` included

@@ -1,8 +1,8 @@
 #pragma once
-// Joins Argo's task results to the pods they belong to (docs/watcher.md, "The join with task results"), without I/O:
-// callers feed it what the two informers see and the time, and get back the steps to record.
-// Join key: (namespace, node id); the task result's name is the node id, and the pod carries it
-// in annotation workflows.argoproj.io/node-id. Pod names are never derived.
+// Joins Argo's task results to the pods they belong to (docs/watcher.md, "The join with task
+// results"), without I/O: callers feed it what the two informers see and the time, and get back the
+// steps to record. Join key: (namespace, node id); the task result's name is the node id, and the
+// pod carries it in annotation workflows.argoproj.io/node-id. Pod names are never derived.
 //
 // A ready pod (planPodRecording) is recorded
 //  - with its task result's outputs, once that task result is final (isFinal);

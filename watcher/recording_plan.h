@@ -1,8 +1,8 @@
 #pragma once
-// What the watcher records for a pod, decided without I/O (docs/watcher.md, "When a pod is recordable", with
-// kcache's additions: namespace, pod name, run duration; docs/watcher.md, "When a pod is recordable" for when a
-// pod is ready). The outputs come from the pod's annotation (old Argo) or from its task result
-// (join.h); either way they end up in the same ExecutionOutput shape.
+// What the watcher records for a pod, decided without I/O (docs/watcher.md, "When a pod is
+// recordable", with kcache's additions: namespace, pod name, run duration; docs/watcher.md, "When a
+// pod is recordable" for when a pod is ready). The outputs come from the pod's annotation (old
+// Argo) or from its task result (join.h); either way they end up in the same ExecutionOutput shape.
 #include <cstdint>
 #include <memory>
 #include <optional>

@@ -1,6 +1,7 @@
 #pragma once
-// Argo's WorkflowTaskResult as the watcher reads it (docs/argo-lines.md, "The WorkflowTaskResult"): which node it belongs
-// to, whether the executor is done with it, and its outputs in the form kcache records. Pure.
+// Argo's WorkflowTaskResult as the watcher reads it (docs/argo-lines.md, "The WorkflowTaskResult"):
+// which node it belongs to, whether the executor is done with it, and its outputs in the form
+// kcache records. Pure.
 #include <optional>
 #include <string>
 
@@ -29,9 +30,10 @@ struct TaskResultView {
 // nullopt when the object has no name or namespace. Tolerates any other shape.
 std::optional<TaskResultView> readTaskResult(const nlohmann::json& taskResult);
 
-// Whether the outputs are final, given that the node's pod has Succeeded (docs/watcher.md, "The join with task results"):
-// the label says "true", or there is no label (pre-3.5.2 executors write outputs before `wait`
-// exits, so a succeeded pod implies the write happened) and there are outputs.
+// Whether the outputs are final, given that the node's pod has Succeeded (docs/watcher.md, "The
+// join with task results"): the label says "true", or there is no label (pre-3.5.2 executors write
+// outputs before `wait` exits, so a succeeded pod implies the write happened) and there are
+// outputs.
 bool isFinal(const TaskResultView& taskResult);
 
 // What a final task result contributes as the Argo outputs text: its outputs, or "{}" when it

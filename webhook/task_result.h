@@ -1,9 +1,9 @@
 #pragma once
 // Cached outputs delivered as the WorkflowTaskResult Argo's executor would have written
-// (docs/argo-lines.md, "The hit, step by step", step 5): the object is built by pure functions, and TaskResultDelivery
-// creates it through the Kubernetes API before the hit is answered. Whatever fails, the hit turns
-// into a miss and the step runs: a rewritten pod without its task result would leave the node
-// without outputs (Argo 3.6.0-3.6.10, 3.7.0) or hanging (3.6.11+, 3.7.1+, 4.x).
+// (docs/argo-lines.md, "The hit, step by step", step 5): the object is built by pure functions, and
+// TaskResultDelivery creates it through the Kubernetes API before the hit is answered. Whatever
+// fails, the hit turns into a miss and the step runs: a rewritten pod without its task result would
+// leave the node without outputs (Argo 3.6.0-3.6.10, 3.7.0) or hanging (3.6.11+, 3.7.1+, 4.x).
 #include <atomic>
 #include <cstdint>
 #include <optional>
@@ -25,7 +25,8 @@ class DeliveryError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Who a task result is for, read from the pod at admission (docs/argo-lines.md, "The hit, step by step", step 1).
+// Who a task result is for, read from the pod at admission (docs/argo-lines.md, "The hit, step by
+// step", step 1).
 struct TaskResultTarget {
   std::string namespaceName;
   std::string nodeId;        // the task result's name

@@ -1,10 +1,11 @@
 #pragma once
-// cache-server's flags (docs/operations.md, "Flags"). Kubeflow Pipelines' spellings (--db_host, ...) are
-// accepted as they are, also with Go's single dash (-db_host=...), so the arguments of Kubeflow's
-// own cache-server Deployment start kcache unchanged; the kebab-case spellings are documented.
-// Every flag can also come from the environment variable named in --help (an empty variable is
-// an unset one). An empty `--flag=` is the empty string, as Go reads it; flags for which that
-// means nothing (ports, numbers, choices, files) refuse it (cmd/common/go_style_flags.h).
+// cache-server's flags (docs/operations.md, "Flags"). Kubeflow Pipelines' spellings (--db_host,
+// ...) are accepted as they are, also with Go's single dash (-db_host=...), so the arguments of
+// Kubeflow's own cache-server Deployment start kcache unchanged; the kebab-case spellings are
+// documented. Every flag can also come from the environment variable named in --help (an empty
+// variable is an unset one). An empty `--flag=` is the empty string, as Go reads it; flags for
+// which that means nothing (ports, numbers, choices, files) refuse it
+// (cmd/common/go_style_flags.h).
 #include <chrono>
 #include <cstdint>
 #include <filesystem>

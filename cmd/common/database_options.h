@@ -1,9 +1,10 @@
 #pragma once
-// The database flags of cache-server and cachectl (docs/operations.md, "Flags"). Kubeflow Pipelines'
-// spellings (--db_host) are accepted as they are; the kebab-case ones (--db-host) are documented.
-// Each can also come from the environment variable Kubeflow's manifests set (DBCONFIG_*). An empty
-// host, name, user, password or extra parameters is the empty string (libpq's defaults; no
-// password), as Go reads `--db_password=`; an empty driver or port is refused.
+// The database flags of cache-server and cachectl (docs/operations.md, "Flags"). Kubeflow
+// Pipelines' spellings (--db_host) are accepted as they are; the kebab-case ones (--db-host) are
+// documented. Each can also come from the environment variable Kubeflow's manifests set
+// (DBCONFIG_*). An empty host, name, user, password or extra parameters is the empty string
+// (libpq's defaults; no password), as Go reads `--db_password=`; an empty driver or port is
+// refused.
 #include <string>
 
 #include <CLI/CLI.hpp>

@@ -1,9 +1,9 @@
 // Every Argo line end to end, with the real cache-server binary (webhook and watcher) against the
-// fake Kubernetes API server and a real PostgreSQL. Per pod layout of docs/argo-lines.md, "Pod layout per line":
-// the first run misses; its executor's task result and the pod's completion are recorded; the
-// second run hits, the task result kcache creates carries exactly the fields Argo's controller
-// reads, and the pod becomes the echo container. Repeated admission creates nothing twice; dry
-// runs create nothing; a failed create leaves the pod as it was.
+// fake Kubernetes API server and a real PostgreSQL. Per pod layout of docs/argo-lines.md, "Pod
+// layout per line": the first run misses; its executor's task result and the pod's completion are
+// recorded; the second run hits, the task result kcache creates carries exactly the fields Argo's
+// controller reads, and the pod becomes the echo container. Repeated admission creates nothing
+// twice; dry runs create nothing; a failed create leaves the pod as it was.
 #include <gtest/gtest.h>
 
 #include <chrono>

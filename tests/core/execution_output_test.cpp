@@ -6,7 +6,8 @@ namespace kcache::core {
 namespace {
 
 TEST(ExecutionOutput, EncodesExactlyAsKubeflow) {
-  // The shape of docs/watcher.md, "When a pod is recordable" (the ExecutionOutput shape): sorted keys, HTML escaping inside the outputs.
+  // The shape of docs/watcher.md, "When a pod is recordable" (the ExecutionOutput shape): sorted
+  // keys, HTML escaping inside the outputs.
   const StepOutputs outputs{R"({"parameters":[{"name":"w","value":"<a&b>"}],"exitCode":"0"})",
                             "42"};
   EXPECT_EQ(

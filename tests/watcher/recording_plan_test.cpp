@@ -339,7 +339,8 @@ TEST(RecordingPlanAdmission, RotationAcceptsThePreviousSecret) {
 }
 
 TEST(RecordingPlan, ArgosCompletedLabelIsNotNeeded) {
-  // podGC may delete a pod before Argo labels it completed=true (docs/argo-lines.md, "The `completed` label").
+  // podGC may delete a pod before Argo labels it completed=true (docs/argo-lines.md, "The
+  // `completed` label").
   auto pod = completedPod();
   pod["metadata"]["labels"].erase("workflows.argoproj.io/completed");
   ASSERT_TRUE(planRecording(pod, {}, 0));

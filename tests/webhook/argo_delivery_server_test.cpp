@@ -1,9 +1,10 @@
 // Argo outputs delivery end to end: the real webhook server over real TLS, the real CacheStore on
 // a throwaway PostgreSQL, and the fake Kubernetes API server (tests/fakekube) holding Workflows,
 // ConfigMaps and the WorkflowTaskResults the webhook creates. Per Argo line (docs/argo-lines.md,
-// "Pod layout per line"): a miss creates nothing; a hit creates exactly the task result Argo's executor would
-// have written (plus kcache's marker) before the pod is rewritten into the echo container; a
-// repeated admission creates nothing twice; every failure leaves the pod's containers as they are.
+// "Pod layout per line"): a miss creates nothing; a hit creates exactly the task result Argo's
+// executor would have written (plus kcache's marker) before the pod is rewritten into the echo
+// container; a repeated admission creates nothing twice; every failure leaves the pod's containers
+// as they are.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -330,8 +331,8 @@ TEST_F(ArgoDeliveryTest, CreateTimingOutLeavesThePodToRun) {
   record(inlineTemplateOf(pod));
   // Longer than the webhook client's 500 ms. Two: cpprestsdk sends a request again, once, when it
   // fails on a reused connection (the timeout closes it). The fake server still creates the task
-  // result afterwards, as a real API server would; the pod runs (docs/argo-lines.md, "The hit, step by step": any doubt,
-  // no rewrite).
+  // result afterwards, as a real API server would; the pod runs (docs/argo-lines.md, "The hit, step
+  // by step": any doubt, no rewrite).
   kube.delayNextRequests(2, std::chrono::milliseconds(1500), kTaskResults, "POST");
   expectStepRuns(pod, webhook.admit(reviewOf(pod)));
   EXPECT_EQ(webhook.counter("kcache_task_results_total", {{"result", "failed"}}), 1);

@@ -1,6 +1,6 @@
-// Argo outputs delivery as pure logic (docs/argo-lines.md, "The hit, step by step"): the task result kcache creates for a
-// hit, built from each Argo line's pod fixture; the --argo-outputs choice per layout; offloaded
-// templates in the plan; the annotations a hit sets in each delivery.
+// Argo outputs delivery as pure logic (docs/argo-lines.md, "The hit, step by step"): the task
+// result kcache creates for a hit, built from each Argo line's pod fixture; the --argo-outputs
+// choice per layout; offloaded templates in the plan; the annotations a hit sets in each delivery.
 #include <gtest/gtest.h>
 
 #include "core/execution_key.h"

@@ -1,6 +1,6 @@
 #pragma once
-// The Argo pod fixtures of docs/argo-lines.md, "Pod layout per line" (tests/data/pods/argo-*.json) for the
-// webhook's Argo tests.
+// The Argo pod fixtures of docs/argo-lines.md, "Pod layout per line" (tests/data/pods/argo-*.json)
+// for the webhook's Argo tests.
 #include <fstream>
 #include <stdexcept>
 #include <string>
