@@ -378,6 +378,34 @@ TEST_F(CachectlTest, RecordRefusesAKeyThePodsTemplateDoesNotGive) {
   EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 0);
 }
 
+TEST_F(CachectlTest, RecordingIntoAnotherNamespaceIsAskedForByName) {
+  // Without the flag, a team-b pod is recorded for team-b only.
+  const auto own = run({"record", "--pod", completedPod("team-b", fixtureKey("team-b"))});
+  ASSERT_EQ(own.exitCode, 0) << own.err;
+  EXPECT_NE(own.out.find("for key " + fixtureKey("team-b") + " in namespace team-b"),
+            std::string::npos)
+      << own.out;
+  EXPECT_NE(run({"list", "--namespace", "team-a"}).out.find("no entries"), std::string::npos);
+
+  // With it, the same result is recorded under team-a's own key, and says so.
+  const auto copied = run({"record", "--pod", completedPod("team-b", fixtureKey("team-b")),
+                           "--into-namespace", "team-a"});
+  ASSERT_EQ(copied.exitCode, 0) << copied.err;
+  EXPECT_NE(copied.out.find("for key " + fixtureKey("team-a") + " in namespace team-a"),
+            std::string::npos)
+      << copied.out;
+  EXPECT_NE(copied.err.find("recording for namespace team-a, not the pod's own (team-b)"),
+            std::string::npos)
+      << copied.err;
+  EXPECT_EQ(json::parse(run({"stats", "--json"}).out)["entries"], 2);
+  // The pod's own key is still checked first: a forged key is refused whatever the target.
+  EXPECT_EQ(run({"record", "--pod", completedPod("team-b", fixtureKey("team-a")),
+                 "--into-namespace", "team-a"},
+                false)
+                .exitCode,
+            1);
+}
+
 TEST_F(CachectlTest, PurgeAsksDryRunsAndDeletes) {
   ASSERT_EQ(run({"record", "--pod", completedPod("team-a", fixtureKey("team-a"))}).exitCode, 0);
   ASSERT_EQ(run({"record", "--pod", completedPod("team-b", fixtureKey("team-b"))}).exitCode, 0);
