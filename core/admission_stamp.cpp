@@ -99,10 +99,10 @@ Expected<StampKeyRing, std::string> StampKeyRing::fromSecrets(std::string curren
            " bytes; at least " + std::to_string(kMinStampSecretBytes) + " are required";
   };
   if (current.size() < kMinStampSecretBytes) {
-    return Unexpected(tooShort("current", current.size()));
+    return Unexpected{tooShort("current", current.size())};
   }
   if (!previous.empty() && previous.size() < kMinStampSecretBytes) {
-    return Unexpected(tooShort("previous", previous.size()));
+    return Unexpected{tooShort("previous", previous.size())};
   }
   return StampKeyRing(std::move(current), std::move(previous));
 }

@@ -60,14 +60,14 @@ Expected<std::string, std::string> offloadedTemplateOf(const json& configMap,
     });
   }
   if (!owned) {
-    return Unexpected(std::string("it is not owned by the pod's Workflow (uid ") +
-                      (workflowUid.empty() ? "unknown" : workflowUid) + ")");
+    return Unexpected{std::string("it is not owned by the pod's Workflow (uid ") +
+                      (workflowUid.empty() ? "unknown" : workflowUid) + ")"};
   }
   const json* data = objectMember(configMap, "data");
   const std::string missing = "it has no " + std::string(contract::kArgoTemplateEnv) + " key";
-  if (data == nullptr) return Unexpected(missing);
+  if (data == nullptr) return Unexpected{missing};
   const auto value = data->find(contract::kArgoTemplateEnv);
-  if (value == data->end() || !value->is_string()) return Unexpected(missing);
+  if (value == data->end() || !value->is_string()) return Unexpected{missing};
   return value->get<std::string>();
 }
 
