@@ -184,8 +184,6 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
   decision.key = plan.key;
   decision.outputsDelivery = plan.outputsDelivery;
   decision.tagForRecording = plan.mayRecord;
-  // Used by the miss patch only (a hit too large for its annotations included).
-  decision.admissionStamp = admissionStampOf(pending.request, plan.key, config_);
   std::string detail;
   auto outcome = interpretLookup(entry);
   if (auto* found = std::get_if<Hit>(&outcome)) {
@@ -216,6 +214,10 @@ ReviewAnswer AdmissionHandler::answerFound(const PendingLookup& pending,
       detail = miss.unreadableEntry;
     }
     decision.outcome = std::move(miss);
+  }
+  // Only a miss tagged for recording carries a stamp: a hit never pays for the HMAC.
+  if (std::holds_alternative<Miss>(decision.outcome) && decision.tagForRecording) {
+    decision.admissionStamp = admissionStampOf(pending.request, plan.key, config_);
   }
   if (const auto* hit = std::get_if<Hit>(&decision.outcome)) {
     savedSeconds_.inc(static_cast<double>(hit->savedSeconds));

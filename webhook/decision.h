@@ -179,7 +179,8 @@ struct AdmissionDecision {
   OutputsDelivery outputsDelivery = OutputsDelivery::kAnnotation;  // how a Hit is delivered
   // A Miss is tagged for recording (key annotation, empty cache_id label) only when true.
   bool tagForRecording = true;
-  // The admission stamp the miss patch sets (admissionStampOf); "" for none.
+  // The admission stamp the miss patch sets (admissionStampOf), only for a Miss tagged for
+  // recording; "" otherwise.
   std::string admissionStamp;
 };
 

@@ -163,18 +163,8 @@ class ArgoEndToEndTest : public ::testing::TestWithParam<ArgoLine> {
   }
 
   webhook::testing::AppliedAnswer admit(const json& pod, bool dryRun = false) {
-    json review = {{"apiVersion", "admission.k8s.io/v1"},
-                   {"kind", "AdmissionReview"},
-                   {"request",
-                    {{"uid", "review-" + pod["metadata"]["name"].get<std::string>()},
-                     {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                     {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                     {"namespace", pod["metadata"]["namespace"]},
-                     {"name", pod["metadata"]["name"]},
-                     {"operation", "CREATE"},
-                     {"userInfo", {{"username", "system:serviceaccount:argo:argo"}}},
-                     {"object", pod},
-                     {"dryRun", dryRun}}}};
+    const json review =
+        webhook::testing::podCreateReview(pod, "system:serviceaccount:argo:argo", dryRun);
     const auto response = client_->postReview(review.dump());
     EXPECT_EQ(response.status, 200) << response.body;
     return webhook::testing::applyAnswer(pod, response.body);

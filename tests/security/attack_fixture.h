@@ -122,18 +122,7 @@ class AttackTest : public ::testing::Test {
   }
 
   static json reviewOf(const json& pod, const std::string& userName = kArgoController) {
-    return {{"apiVersion", "admission.k8s.io/v1"},
-            {"kind", "AdmissionReview"},
-            {"request",
-             {{"uid", "review-" + pod["metadata"]["name"].get<std::string>()},
-              {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-              {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-              {"namespace", pod["metadata"]["namespace"]},
-              {"name", pod["metadata"]["name"]},
-              {"operation", "CREATE"},
-              {"userInfo", {{"username", userName}}},
-              {"object", pod},
-              {"dryRun", false}}}};
+    return webhook::testing::podCreateReview(pod, userName);
   }
 
   // A review of `pod` as kube-apiserver sends it (with apiServerCertificate_ when set).

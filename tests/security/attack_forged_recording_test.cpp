@@ -133,17 +133,8 @@ class ForgedRecordingTest : public ::testing::TestWithParam<Scope> {
 
   // The pod as the API server stores it after kcache's webhook answered.
   json admitted(const json& pod) {
-    json review = {{"apiVersion", "admission.k8s.io/v1"},
-                   {"kind", "AdmissionReview"},
-                   {"request",
-                    {{"uid", "review-" + pod["metadata"]["name"].get<std::string>()},
-                     {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-                     {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-                     {"namespace", pod["metadata"]["namespace"]},
-                     {"name", pod["metadata"]["name"]},
-                     {"operation", "CREATE"},
-                     {"userInfo", {{"username", "system:serviceaccount:kubeflow:argo"}}},
-                     {"object", pod}}}};
+    const json review =
+        webhook::testing::podCreateReview(pod, "system:serviceaccount:kubeflow:argo");
     const auto response = client_->postReview(review.dump());
     EXPECT_EQ(response.status, 200) << response.body;
     const auto applied = webhook::testing::applyAnswer(pod, response.body);

@@ -120,18 +120,7 @@ class AttackedServer {
 
 // An AdmissionReview of a pod CREATE, as kube-apiserver sends it.
 inline json reviewOf(const json& pod) {
-  return {{"apiVersion", "admission.k8s.io/v1"},
-          {"kind", "AdmissionReview"},
-          {"request",
-           {{"uid", "review-" + pod["metadata"]["name"].get<std::string>()},
-            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
-            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
-            {"namespace", pod["metadata"]["namespace"]},
-            {"name", pod["metadata"]["name"]},
-            {"operation", "CREATE"},
-            {"userInfo", {{"username", "system:serviceaccount:argo:argo"}}},
-            {"object", pod},
-            {"dryRun", false}}}};
+  return webhook::testing::podCreateReview(pod);
 }
 
 inline json podFixture(const std::string& name) {

@@ -422,4 +422,21 @@ AppliedAnswer applyAnswer(const nlohmann::json& pod, const std::string& answerBo
   return applied;
 }
 
+nlohmann::json podCreateReview(const nlohmann::json& pod, const std::string& userName,
+                               bool dryRun) {
+  const nlohmann::json& metadata = pod.at("metadata");
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", "review-" + metadata.at("name").get<std::string>()},
+            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+            {"namespace", metadata.at("namespace")},
+            {"name", metadata.at("name")},
+            {"operation", "CREATE"},
+            {"userInfo", {{"username", userName}}},
+            {"object", pod},
+            {"dryRun", dryRun}}}};
+}
+
 }  // namespace kcache::webhook::testing

@@ -160,6 +160,12 @@ HttpResponse httpGet(uint16_t port, const std::string& target);
 
 std::string base64Decode(const std::string& text);
 
+// The admission.k8s.io/v1 AdmissionReview kube-apiserver sends for a CREATE of `pod` (its name
+// and namespace from its metadata) by `userName`.
+nlohmann::json podCreateReview(const nlohmann::json& pod,
+                               const std::string& userName = "system:serviceaccount:argo:argo",
+                               bool dryRun = false);
+
 // The result of applying an AdmissionReview answer to the pod it was about.
 struct AppliedAnswer {
   nlohmann::json review;  // the decoded answer
